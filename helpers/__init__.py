@@ -1,0 +1,15 @@
+"""Synthetic Data Workshop course package.
+
+The notebooks show the idea; ``helpers`` does the heavy, batched, tested work:
+
+- :mod:`helpers.env`         device, seeding, versions, Colab detection, smoke mode, output folders
+- :mod:`helpers.models`      registry of the bundled offline models (any other name is a hub id or path)
+- :mod:`helpers.generation`  batched chat generation, structured JSON output, perplexity
+- :mod:`helpers.jobs`        resumable sharded job writer (crash-safe, loads as ``datasets.Dataset``)
+- :mod:`helpers.embeddings`  batched sentence embeddings and cosine helpers
+- :mod:`helpers.diversity`   distinct-n and embedding-spread diversity metrics
+- :mod:`helpers.display`     browsable views of data that degrade to plain output
+
+Submodules are imported lazily so ``import helpers`` stays cheap.
+"""
+__version__ = "0.1.0"

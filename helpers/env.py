@@ -1,0 +1,152 @@
+"""Environment helpers: device, seeding, versions, Colab, smoke mode, output folders."""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: Environment variable that forces smoke mode on (CI and the test-suite set it).
+SMOKE_ENV = "SDW_SMOKE"
+#: Environment variable that moves the output folder (default: ``<repo>/build/outputs``).
+OUTPUT_ENV = "SDW_OUTPUT"
+#: Environment variable that moves the model cache (default: ``~/.cache/synthetic-data-workshop``).
+CACHE_ENV = "SDW_CACHE"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def pick_device(prefer: str | None = None) -> str:
+    """Choose ``"cuda"``, ``"mps"`` or ``"cpu"``.
+
+    ``prefer`` (or the ``SDW_DEVICE`` environment variable) forces a choice; asking for a
+    device that is not available raises instead of silently falling back.
+    """
+    import torch
+
+    want = prefer or os.environ.get("SDW_DEVICE")
+    if want:
+        want = want.lower()
+        ok = {
+            "cpu": True,
+            "cuda": torch.cuda.is_available(),
+            "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+        }
+        if want.split(":")[0] not in ok:
+            raise ValueError(f"unknown device {want!r}; use cpu, cuda or mps")
+        if not ok[want.split(":")[0]]:
+            raise RuntimeError(f"device {want!r} was asked for but is not available on this machine")
+        return want
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def use_all_cores() -> int:
+    """Let torch use every core this process may run on; returns the thread count."""
+    import torch
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        n = os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def versions(packages: tuple[str, ...] = ("torch", "transformers", "datasets", "numpy")) -> dict[str, str]:
+    """Versions of Python and the given packages ("missing" when not installed)."""
+    out = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            mod = importlib.import_module(name)
+            out[name] = getattr(mod, "__version__", "?")
+        except ImportError:
+            out[name] = "missing"
+    return out
+
+
+def describe(device: str | None = None) -> str:
+    """One line with versions, device, cores and whether this is Colab."""
+    dev = device or pick_device()
+    extra = ""
+    if dev.startswith("cuda"):
+        import torch
+
+        extra = f" ({torch.cuda.get_device_name(0)})"
+    parts = [f"{k} {v}" for k, v in versions().items()]
+    parts.append(f"device {dev}{extra}")
+    parts.append(f"{os.cpu_count()} CPU cores")
+    if in_colab():
+        parts.append("Colab")
+    return " | ".join(parts)
+
+
+def resolve_smoke(param: bool | None = None, *, verbose: bool = True) -> bool:
+    """Decide whether this run is a smoke run.
+
+    Smoke mode is on when the notebook parameter says so *or* the ``SDW_SMOKE``
+    environment variable is set to a true value (the test-suite and CI set it), so a
+    learner can see in the output why a run was shrunk.
+    """
+    raw = os.environ.get(SMOKE_ENV, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ValueError(f"{SMOKE_ENV}={raw!r}: use 1/0, true/false, yes/no or on/off")
+    from_env = raw in _TRUE
+    smoke = bool(param) or from_env
+    if verbose:
+        why = []
+        if param:
+            why.append("parameter SMOKE=True")
+        if from_env:
+            why.append(f"environment {SMOKE_ENV}={raw}")
+        print(f"SMOKE mode: {'ON (' + ', '.join(why) + ')' if smoke else 'off (full run)'}")
+    return smoke
+
+
+def repo_root() -> Path:
+    """The course checkout (folder holding ``helpers/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def output_dir(name: str, base: str | os.PathLike | None = None) -> Path:
+    """Folder for everything a notebook writes: ``<base>/<name>``, created if needed.
+
+    ``base`` defaults to ``$SDW_OUTPUT`` or ``<repo>/build/outputs`` (ignored by git).
+    """
+    root = Path(base or os.environ.get(OUTPUT_ENV) or repo_root() / "build" / "outputs")
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(sub: str = "") -> Path:
+    """Cache for re-assembled and de-quantised models (``$SDW_CACHE`` or ``~/.cache/...``)."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "synthetic-data-workshop")
+    path = root / sub if sub else root
+    path.mkdir(parents=True, exist_ok=True)
+    return path
