@@ -1,0 +1,912 @@
+"""Spoken-style rewriting: turn written text into text a TTS voice can read aloud.
+
+Speech-instruction datasets such as LLaMA-Omni's InstructS2S-200K rewrite text before
+synthesis: numbers, symbols and markdown cannot be spoken as written, and real speech has
+fillers ("so", "well", "hey"). This module does that with rules, checks the result, rejects
+what cannot be made speakable, and offers an LM rewrite for comparison.
+
+>>> r = rewrite("Buy 3 apples for $2.50 (about 20% off) by 5:30pm.")
+>>> r.text
+'Buy three apples for two dollars and fifty cents, about twenty percent off, by five thirty p.m.'
+>>> check_speakable("Costs $5 (see **below**)")
+['digits', 'symbols', 'markdown', 'parentheses']
+
+Main entry points:
+
+- :func:`rewrite` / :class:`SpokenRewriter`: rule-based rewrite of one text into a
+  :class:`RewriteResult` (spoken text, rules used, what was dropped and why, rejection reason,
+  failing checks). Numbers are spelled by ``num2words``.
+- :func:`to_spoken`: text in, spoken text out (for TTS pipelines such as notebook 12).
+- :func:`check_speakable`: which speakability checks a text fails (:data:`CHECKS`).
+- :func:`add_fillers`: insert fillers with a controlled probability and seed.
+- :func:`lm_rewrite_messages`, :func:`parse_lm_rewrite`, :func:`lm_rewrite`: the LM rewrite.
+- :func:`summarise`: counts over many results (changed, rejected by reason, checks failing).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Sequence
+
+from num2words import num2words
+
+__all__ = [
+    "CHECKS", "REJECT_REASONS", "FILLERS", "RewriteResult", "SpokenRewriter", "UnspeakableError",
+    "rewrite", "rewrite_many", "to_spoken", "check_speakable", "add_fillers", "number_words",
+    "normalize_inline", "summarise", "LMRewrite", "lm_rewrite_messages", "parse_lm_rewrite", "lm_rewrite",
+]
+
+#: The speakability checks, in the order :func:`check_speakable` reports them.
+CHECKS = ("empty", "digits", "symbols", "markdown", "parentheses", "too_long")
+#: Reasons an item can be rejected by :class:`SpokenRewriter`.
+REJECT_REASONS = ("empty", "no words", "not English", "too long", "code", "large table")
+#: Default fillers put at the start of a sentence ("hey" only opens the first one).
+FILLERS = ("so", "well", "okay", "um", "uh", "you know", "like")
+OPENING_FILLERS = ("hey", "so", "well", "okay", "um")
+
+_PUNCT_OK = set(".,!?;:'\"-\u2019\u2018\u201c\u201d")
+
+
+class UnspeakableError(ValueError):
+    """Raised by :func:`to_spoken` with ``strict=True`` when the text is rejected."""
+
+    def __init__(self, reason: str, text: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.text = text
+
+
+# ---------------------------------------------------------------------------- numbers
+def _clean(words: str) -> str:
+    """num2words writes "one thousand, two hundred"; drop the commas (they add pauses)."""
+    return words.replace(",", "").replace("  ", " ").strip()
+
+
+def number_words(num: str | int | float, *, to: str = "cardinal") -> str:
+    """Spell a number with ``num2words``: ``"1,234.5"`` -> ``"one thousand two hundred and thirty-four point five"``.
+
+    ``to`` is ``"cardinal"``, ``"ordinal"`` or ``"year"``. Digit strings with a leading zero or
+    more than 12 digits (IDs, phone numbers) are read digit by digit.
+    """
+    s = str(num).replace(",", "").strip()
+    neg = s.startswith(("-", "\u2212"))
+    s = s.lstrip("-\u2212+")
+    if not s:
+        return ""
+    if re.fullmatch(r"\d+", s) and ((len(s) > 1 and s.startswith("0")) or len(s) > 12):
+        out = " ".join(_clean(num2words(int(d))) for d in s)
+        return ("minus " if neg else "") + out
+    try:
+        val = Decimal(s)
+    except InvalidOperation:
+        return str(num)
+    if to in ("ordinal", "year") and val == val.to_integral_value():
+        out = num2words(int(val), to=to)
+    elif val == val.to_integral_value() and "." not in s:
+        out = num2words(int(val))
+    else:
+        whole, _, frac = s.partition(".")
+        out = num2words(int(whole or "0")) + " point " + " ".join(num2words(int(d)) for d in frac if d.isdigit())
+    return ("minus " if neg else "") + _clean(out)
+
+
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+_SCALE = {"k": "thousand", "K": "thousand", "thousand": "thousand", "m": "million", "M": "million", "mn": "million",
+          "million": "million", "b": "billion", "B": "billion", "bn": "billion", "billion": "billion",
+          "t": "trillion", "T": "trillion", "tn": "trillion", "trillion": "trillion"}
+_CURRENCY_SIGN = {"$": ("dollar", "dollars", "cent", "cents"), "\u20ac": ("euro", "euros", "cent", "cents"),
+                  "\u00a3": ("pound", "pounds", "penny", "pence"), "\u00a5": ("yen", "yen", "", ""),
+                  "\u20b9": ("rupee", "rupees", "paisa", "paise")}
+_CURRENCY_CODE = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3", "JPY": "\u00a5", "INR": "\u20b9", "dollars": "$",
+                  "euros": "\u20ac", "pounds": "\u00a3"}
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+_MONTH_RE = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+             r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_UNITS = {  # symbol: (singular, plural)
+    "km/h": ("kilometre per hour", "kilometres per hour"), "kph": ("kilometre per hour", "kilometres per hour"),
+    "mph": ("mile per hour", "miles per hour"), "m/s": ("metre per second", "metres per second"),
+    "km": ("kilometre", "kilometres"), "cm": ("centimetre", "centimetres"), "mm": ("millimetre", "millimetres"),
+    "m": ("metre", "metres"), "mi": ("mile", "miles"), "ft": ("foot", "feet"), "yd": ("yard", "yards"),
+    "kg": ("kilogram", "kilograms"), "mg": ("milligram", "milligrams"), "g": ("gram", "grams"),
+    "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"), "oz": ("ounce", "ounces"),
+    "ml": ("millilitre", "millilitres"), "mL": ("millilitre", "millilitres"), "l": ("litre", "litres"),
+    "L": ("litre", "litres"), "kcal": ("kilocalorie", "kilocalories"), "cal": ("calorie", "calories"),
+    "ms": ("millisecond", "milliseconds"), "sec": ("second", "seconds"), "secs": ("second", "seconds"),
+    "min": ("minute", "minutes"), "mins": ("minute", "minutes"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
+    "h": ("hour", "hours"), "KB": ("kilobyte", "kilobytes"), "kB": ("kilobyte", "kilobytes"),
+    "MB": ("megabyte", "megabytes"), "GB": ("gigabyte", "gigabytes"), "TB": ("terabyte", "terabytes"),
+    "Hz": ("hertz", "hertz"), "kHz": ("kilohertz", "kilohertz"), "MHz": ("megahertz", "megahertz"),
+    "GHz": ("gigahertz", "gigahertz"), "W": ("watt", "watts"), "kW": ("kilowatt", "kilowatts"),
+    "kWh": ("kilowatt hour", "kilowatt hours"), "V": ("volt", "volts"), "mAh": ("milliamp hour", "milliamp hours"),
+    "px": ("pixel", "pixels"), "\u00b0C": ("degree Celsius", "degrees Celsius"),
+    "\u00b0F": ("degree Fahrenheit", "degrees Fahrenheit"), "\u00b0": ("degree", "degrees"),
+}
+_UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+_OPS = {"+": "plus", "-": "minus", "\u2212": "minus", "*": "times", "\u00d7": "times", "x": "times",
+        "/": "divided by", "\u00f7": "divided by", "=": "equals", "^": "to the power of", "<": "is less than",
+        ">": "is greater than", "<=": "is at most", ">=": "is at least", "\u2264": "is at most",
+        "\u2265": "is at least", "\u2260": "is not equal to", "!=": "is not equal to", "\u2248": "is about"}
+_SYMBOL_WORDS = {"&": " and ", "@": " at ", "+": " plus ", "=": " equals ", "%": " percent ", "\u2192": " to ",
+                 "->": " to ", "=>": " to ", "\u2190": " from ", "\u00b1": " plus or minus ", "\u03c0": " pi ",
+                 "\u221e": " infinity ", "\u2026": "...", "\u2014": ", ", "\u2013": ", ", "\u2022": ", ",
+                 "\u00b2": " squared ", "\u00b3": " cubed ", "\u221a": " the square root of ", "\u00d7": " times ",
+                 "\u00f7": " divided by ", "\u2248": " about ", "\u2264": " at most ", "\u2265": " at least ",
+                 "\u2260": " not equal to ", "\u00a9": " copyright ", "\u2122": "", "\u00ae": "", "~": " about "}
+_FRACTIONS = {(1, 2): "one half", (1, 3): "one third", (2, 3): "two thirds", (1, 4): "one quarter",
+              (3, 4): "three quarters"}
+
+
+def _money(sign: str, amount: str, scale: str | None) -> str:
+    one, many, sub1, subn = _CURRENCY_SIGN[sign]
+    amount = amount.replace(",", "")
+    if scale:
+        return f"{number_words(amount)} {_SCALE[scale]} {many}"
+    whole, _, cents = amount.partition(".")
+    whole_i = int(whole or "0")
+    words = f"{number_words(whole or '0')} {one if whole_i == 1 else many}"
+    if cents and sub1:
+        c = int((cents + "0")[:2])
+        if c:
+            sub = f"{number_words(c)} {sub1 if c == 1 else subn}"
+            words = sub if whole_i == 0 else f"{words} and {sub}"
+    elif cents:
+        words = f"{number_words(amount)} {many}"
+    return words
+
+
+def _time_words(h: int, m: int, ampm: str | None) -> str:
+    hw = number_words(h if ampm else h)
+    if m == 0:
+        out = f"{hw} o'clock" if not ampm else hw
+    elif m < 10:
+        out = f"{hw} oh {number_words(m)}"
+    else:
+        out = f"{hw} {number_words(m)}"
+    if ampm:
+        out += " a.m." if ampm.lower().startswith("a") else " p.m."
+    return out
+
+
+def _month(token: str) -> str:
+    for name in _MONTHS:
+        if name.lower().startswith(token.lower()[:3]):
+            return name
+    return token
+
+
+def _date_words(year: int | None, month: int, day: int) -> str:
+    out = f"{_MONTHS[month - 1]} {number_words(day, to='ordinal')}"
+    if year is not None:
+        out += f", {number_words(year, to='year')}"
+    return out
+
+
+@dataclass
+class _Log:
+    rules: Counter = field(default_factory=Counter)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+
+    def sub(self, rule: str, pattern: "re.Pattern[str]", repl: Any, text: str) -> str:
+        def wrap(m: "re.Match[str]") -> str:
+            out = repl(m) if callable(repl) else m.expand(repl)
+            if out != m.group(0):
+                self.rules[rule] += 1
+            return out
+        return pattern.sub(wrap, text)
+
+
+# inline patterns, compiled once
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.I)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+_SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b")
+_MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?\b")
+_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\.?(?:,?\s+(\d{{4}}))?\b")
+_TIME = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?(?![\w:])")
+_HOUR_AMPM = re.compile(r"\b(\d{1,2})\s*([AaPp])\.?[Mm]\b\.?")
+_MONEY_SIGN = re.compile(rf"([$\u20ac\u00a3\u00a5\u20b9])\s?({_NUM})(?:\s?(k|K|M|mn|B|bn|T|tn|thousand|million|billion|trillion)\b)?")
+_MONEY_CODE = re.compile(rf"\b({_NUM})\s?(k|K|M|B|thousand|million|billion)?\s?(USD|EUR|GBP|JPY|INR)\b")
+_MONEY_CODE_FIRST = re.compile(rf"\b(USD|EUR|GBP|JPY|INR)\s?({_NUM})(?:\s?(k|K|M|B|thousand|million|billion)\b)?")
+_PERCENT = re.compile(rf"(?<![\w.])(-?)({_NUM})\s?%")
+_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.I)
+_DECADE = re.compile(r"(?<![\w'])(?:(1[0-9]|20)(\d)0|'(\d)0)s\b")
+_UNIT = re.compile(rf"(?<![\w.])({_NUM})\s?({_UNIT_RE})(?![\w/])")
+_SCALED = re.compile(rf"(?<![\w.])({_NUM})\s?(k|K|M|B|bn|mn)\b")
+_TIMES = re.compile(rf"(?<![\w.])({_NUM})[x\u00d7](?![\w])(?!\s*[-+=*/^])")
+_RANGE = re.compile(rf"(?<![\w.\-/])({_NUM})\s?[-\u2013\u2014]\s?({_NUM})(?![\w.\-/])")
+_FRACTION = re.compile(r"(?<![\w./])(\d{1,2})/(\d{1,2})(?![\w/])")
+_YEAR = re.compile(r"\b(in|since|from|by|until|till|before|after|during|of|year|circa|around|early|late|mid)(\s+)"
+                   r"(1[1-9]\d\d|20\d\d)\b", re.I)
+_OPERATOR = r"<=|>=|!=|[+\-\u2212*\u00d7x/\u00f7=^<>\u2264\u2265\u2260\u2248]"
+_MATH = re.compile(rf"(?<![\w.])(-?(?:{_NUM}))(?:\s*(?:{_OPERATOR})\s*-?(?:{_NUM}))+(?![\w.])")
+_PHONE = re.compile(r"(?<![\w.])(?:\+?\d{1,3}[ -])?(?:\d{3}[-. ])?\d{3}-\d{4}(?![\w-])")
+_MATH_TOKEN = re.compile(rf"({_NUM})|({_OPERATOR})")
+_NEG = re.compile(rf"(?<![\w.])[-\u2212]({_NUM})\b")
+_PLAIN_NUM = re.compile(rf"(?<![\w.])({_NUM})(?![\w])")
+_DIGIT_IN_WORD = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+_ANY_DIGITS = re.compile(rf"{_NUM}")
+_HASH_NUM = re.compile(r"#\s?(\d+)")
+_HASHTAG = re.compile(r"(?<!\w)#(\w+)")
+_SLASH_WORDS = re.compile(r"(?<=[A-Za-z])/(?=[A-Za-z])")
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]")
+_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\(([^)\s]*)\)")
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC = re.compile(r"(?<![\w*])([*_])(?=\S)([^*_\n]+?)(?<=\S)\1(?![\w*])")
+_HTML = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
+_ENUM = re.compile(r"(^|[\s:;,.])(\d{1,2}|[A-Ea-e])\)(?=\s)")
+_PARENS = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|\{([^{}]*)\}")
+
+
+def _math_words(m: "re.Match[str]") -> str:
+    expr = m.group(0)
+    if not re.search(r"[+*\u00d7x/\u00f7=^<>\u2264\u2265\u2260\u2248]|\s[-\u2212]\s", expr):
+        return expr  # "5-10" is a range, handled elsewhere
+    if re.fullmatch(rf"\d{{1,2}}/\d{{1,2}}", expr):
+        return expr  # a fraction or a date, handled elsewhere
+    out = []
+    for num, op in _MATH_TOKEN.findall(expr):
+        out.append(number_words(num) if num else _OPS[op])
+    return " ".join(out)
+
+
+def normalize_inline(text: str, log: _Log | None = None) -> str:
+    """Rewrite the inline parts of ``text``: URLs, e-mails, dates, times, money, percentages,
+    ordinals, units, simple maths, numbers and symbols into words (no markdown handling)."""
+    log = log or _Log()
+    t = text
+
+    def url(m: "re.Match[str]") -> str:
+        raw = m.group(0).rstrip(".,;:!?")
+        tail = m.group(0)[len(raw):]
+        host_path = re.sub(r"^(?:https?://)?(?:www\.)?", "", raw, flags=re.I)
+        host, _, path = host_path.partition("/")
+        if path.strip("/"):
+            log.dropped.append(("url path", "/" + path))
+        return " " + " dot ".join(p for p in host.split(".") if p) + tail + " "
+
+    t = log.sub("url", _URL, url, t)
+    t = log.sub("email", _EMAIL, lambda m: " " + m.group(0).replace(".", " dot ").replace("@", " at ")
+                .replace("_", " underscore ").replace("-", " dash ").replace("+", " plus ") + " ", t)
+
+    def iso(m: "re.Match[str]") -> str:
+        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        return _date_words(y, mo, d) if 1 <= mo <= 12 and 1 <= d <= 31 else m.group(0)
+
+    def slash(m: "re.Match[str]") -> str:
+        a, b, y = int(m.group(1)), int(m.group(2)), m.group(3)
+        year = int(y) + (2000 if len(y) == 2 and int(y) < 50 else 1900 if len(y) == 2 else 0)
+        mo, d = (a, b) if a <= 12 else (b, a)  # US order unless the first part cannot be a month
+        return _date_words(year, mo, d) if 1 <= mo <= 12 and 1 <= d <= 31 else m.group(0)
+
+    t = log.sub("date", _ISO_DATE, iso, t)
+    t = log.sub("date", _SLASH_DATE, slash, t)
+    t = log.sub("date", _MONTH_DAY, lambda m: (
+        _date_words(int(m.group(3)) if m.group(3) else None, _MONTHS.index(_month(m.group(1))) + 1, int(m.group(2)))
+        if 1 <= int(m.group(2)) <= 31 else m.group(0)), t)
+    t = log.sub("date", _DAY_MONTH, lambda m: (
+        f"the {number_words(int(m.group(1)), to='ordinal')} of {_month(m.group(2))}"
+        + (f", {number_words(int(m.group(3)), to='year')}" if m.group(3) else "")
+        if 1 <= int(m.group(1)) <= 31 else m.group(0)), t)
+    t = log.sub("time", _TIME, lambda m: (
+        _time_words(int(m.group(1)), int(m.group(2)), m.group(4))
+        if int(m.group(1)) <= 24 and int(m.group(2)) < 60 and not m.group(3) else m.group(0)), t)
+    t = log.sub("time", _HOUR_AMPM, lambda m: _time_words(int(m.group(1)), 0, m.group(2))
+                if 1 <= int(m.group(1)) <= 12 else m.group(0), t)
+    t = log.sub("currency", _MONEY_SIGN, lambda m: _money(m.group(1), m.group(2), m.group(3)), t)
+    t = log.sub("currency", _MONEY_CODE, lambda m: _money(_CURRENCY_CODE[m.group(3)], m.group(1), m.group(2)), t)
+    t = log.sub("currency", _MONEY_CODE_FIRST, lambda m: _money(_CURRENCY_CODE[m.group(1)], m.group(2), m.group(3)), t)
+    t = log.sub("percent", _PERCENT, lambda m: ("minus " if m.group(1) else "") + number_words(m.group(2)) + " percent", t)
+    t = log.sub("ordinal", _ORDINAL, lambda m: number_words(int(m.group(1)), to="ordinal"), t)
+
+    def decade(m: "re.Match[str]") -> str:
+        if m.group(3):
+            return {"0": "two thousands", "1": "tens", "2": "twenties", "3": "thirties", "4": "forties",
+                    "5": "fifties", "6": "sixties", "7": "seventies", "8": "eighties", "9": "nineties"}[m.group(3)]
+        year = int(m.group(1) + m.group(2) + "0")
+        words = number_words(year, to="year")
+        return re.sub(r"y$", "ies", words) if words.endswith("y") else words + "s"
+
+    t = log.sub("decade", _DECADE, decade, t)
+    t = log.sub("year", _YEAR, lambda m: m.group(1) + m.group(2) + number_words(int(m.group(3)), to="year"), t)
+    t = log.sub("phone", _PHONE, lambda m: ", ".join(
+        " ".join(number_words(d) for d in grp) for grp in re.findall(r"\d+", m.group(0))), t)
+    t = log.sub("maths", _MATH, _math_words, t)
+    t = log.sub("range", _RANGE, lambda m: f"{number_words(m.group(1))} to {number_words(m.group(2))}", t)
+
+    def unit(m: "re.Match[str]") -> str:
+        one, many = _UNITS[m.group(2)]
+        val = m.group(1).replace(",", "")
+        return f"{number_words(val)} {one if val in ('1', '1.0') else many}"
+
+    t = log.sub("unit", _UNIT, unit, t)
+    t = log.sub("number", _SCALED, lambda m: f"{number_words(m.group(1))} {_SCALE[m.group(2)]}", t)
+    t = log.sub("number", _TIMES, lambda m: f"{number_words(m.group(1))} times", t)
+
+    def fraction(m: "re.Match[str]") -> str:
+        a, b = int(m.group(1)), int(m.group(2))
+        if (a, b) in _FRACTIONS:
+            return _FRACTIONS[(a, b)]
+        if b == 0:
+            return f"{number_words(a)} divided by zero"
+        return f"{number_words(a)} over {number_words(b)}"
+
+    t = log.sub("fraction", _FRACTION, fraction, t)
+    t = log.sub("symbol", _HASH_NUM, lambda m: "number " + number_words(m.group(1)), t)
+    t = log.sub("number", _NEG, lambda m: "minus " + number_words(m.group(1)), t)
+    t = log.sub("number", _DIGIT_IN_WORD, " ", t)  # GPT-4, mp3, 3D: split, then spell
+    t = log.sub("number", _PLAIN_NUM, lambda m: number_words(m.group(1)), t)
+    t = log.sub("number", _ANY_DIGITS, lambda m: number_words(m.group(0)), t)  # leftovers such as 1.2.3
+    t = log.sub("symbol", _HASHTAG, lambda m: "hashtag " + m.group(1), t)
+    t = log.sub("symbol", _SLASH_WORDS, " or ", t)
+
+    def emoji(m: "re.Match[str]") -> str:
+        if m.group(0).strip("\ufe0f\u200d"):
+            log.dropped.append(("emoji", m.group(0)))
+        return " "
+
+    t = _EMOJI.sub(emoji, t)
+    for sym in sorted(_SYMBOL_WORDS, key=len, reverse=True):
+        if sym in t:
+            log.rules["symbol"] += t.count(sym)
+            t = t.replace(sym, _SYMBOL_WORDS[sym])
+    t = re.sub(r"(?<=\w)_(?=\w)", " ", t)  # snake_case -> snake case
+    t = re.sub(r"\s[-\u2212]\s", ", ", t)   # a spaced dash is a pause
+    leftover = [c for c in t if not (c.isalnum() or c.isspace() or c in _PUNCT_OK or c in "()[]{}")]
+    for c in leftover:
+        log.dropped.append(("symbol", c))
+    if leftover:
+        log.rules["symbol"] += len(leftover)
+        t = "".join(" " if c in leftover else c for c in t)
+    return t
+
+
+# ---------------------------------------------------------------------------- markdown blocks
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^\s*(?:[-*+\u2022]|(\d{1,3})[.)])\s+(.*)$")
+_TABLE_ROW = re.compile(r"^\s*\|?.*\|.*\|?\s*$")
+_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_HR = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
+_QUOTE = re.compile(r"^\s*>\s?")
+_CODE_LINE = re.compile(
+    r"(;\s*$|[{}]\s*$|^\s*(def|class|import|from\s+\S+\s+import|return|function|const|let|var|public|private|"
+    r"#include|SELECT|INSERT|UPDATE|for\s*\(|if\s*\(|while\s*\(|print\(|console\.|</?\w+[^>]*>)|=>|\)\s*:\s*$|"
+    r"^\s*[\w.\[\]]+\s*=\s*[\w\"'\[{(])")
+
+
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
+
+
+def _prepare(text: str) -> str:
+    """Undo markdown escapes (``\\_`` -> ``_``), drop invisible characters, map full-width forms to ASCII."""
+    text = _INVISIBLE.sub("", _ESCAPED.sub(r"\1", text))
+    return "".join(chr(ord(c) - 0xFEE0) if 0xFF01 <= ord(c) <= 0xFF5E else c for c in text)
+
+
+def _ensure_stop(s: str) -> str:
+    s = s.strip()
+    if not s:
+        return s
+    return s if s[-1] in ".!?:;" else s + "."
+
+
+def _ordinal_word(i: int) -> str:
+    return number_words(i, to="ordinal").capitalize()
+
+
+@dataclass
+class RewriteResult:
+    """What :class:`SpokenRewriter` made of one text.
+
+    Attributes:
+        original: the input text.
+        text: the spoken text (``""`` when rejected).
+        rejected: the rejection reason (one of :data:`REJECT_REASONS`) or ``None``.
+        rules: how often each rule fired (``"number"``, ``"currency"``, ``"list"``, ``"filler"``, ...).
+        dropped: ``(what, reason-or-snippet)`` pairs for content that was removed.
+        checks: the speakability checks the spoken text still fails (see :func:`check_speakable`).
+    """
+
+    original: str
+    text: str
+    rejected: str | None = None
+    rules: Counter = field(default_factory=Counter)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Accepted and passes every check."""
+        return self.rejected is None and not self.checks
+
+    @property
+    def changed(self) -> bool:
+        """The spoken text differs from the input (whitespace aside); rejected items count as unchanged."""
+        return self.rejected is None and " ".join(self.text.split()) != " ".join(self.original.split())
+
+
+class SpokenRewriter:
+    """Rule-based spoken-style rewriter.
+
+    Args:
+        filler_prob: probability that a sentence gets a filler word in front (0 = none).
+        seed: seed for the fillers; the same text with the same seed gets the same fillers,
+            whatever order texts are processed in.
+        fillers: words to pick from (default :data:`FILLERS`; ``"hey"`` may open the first sentence).
+        max_words: spoken texts longer than this are rejected as ``"too long"``.
+        max_chars: inputs longer than this are rejected before any work (huge pastes).
+        max_table_rows: tables with more data rows are rejected (``"large table"``); smaller
+            ones become one sentence per row.
+        drop_code: ``False`` (default) rejects texts with code blocks or code-like lines as
+            ``"code"``; ``True`` drops the code with a reason and keeps the rest.
+        english_share: minimum share of ASCII letters among all letters (English voices only).
+    """
+
+    def __init__(self, *, filler_prob: float = 0.0, seed: int = 0, fillers: Sequence[str] = FILLERS,
+                 max_words: int = 120, max_chars: int = 4000, max_table_rows: int = 4, drop_code: bool = False,
+                 english_share: float = 0.8) -> None:
+        if not 0.0 <= filler_prob <= 1.0:
+            raise ValueError(f"filler_prob must be in [0, 1], got {filler_prob}")
+        self.filler_prob = filler_prob
+        self.seed = seed
+        self.fillers = tuple(fillers)
+        self.max_words = max_words
+        self.max_chars = max_chars
+        self.max_table_rows = max_table_rows
+        self.drop_code = drop_code
+        self.english_share = english_share
+
+    # -------------------------------------------------------------- public
+    def rewrite(self, text: Any) -> RewriteResult:
+        """Rewrite one text; never raises on bad input (it is rejected with a reason instead)."""
+        original = text if isinstance(text, str) else ("" if text is None else str(text))
+        res = RewriteResult(original=original, text="")
+        stripped = original.strip()
+        if not stripped:
+            return self._reject(res, "empty")
+        if len(stripped) > self.max_chars:
+            return self._reject(res, "too long")
+        if not any(c.isalnum() for c in stripped):
+            return self._reject(res, "no words")
+        letters = [c for c in stripped if c.isalpha()]
+        if letters and sum(c.isascii() for c in letters) / len(letters) < self.english_share:
+            return self._reject(res, "not English")
+        log = _Log()
+        stripped = _prepare(stripped)
+        chunks, reason = self._blocks(stripped, log)
+        if reason:
+            return self._reject(res, reason, log)
+        pieces = []
+        for chunk in chunks:
+            chunk = self._inline_markdown(chunk, log)
+            chunk = self._parentheses(chunk, log)
+            chunk = normalize_inline(chunk, log)
+            chunk = self._parentheses(chunk, log)  # brackets uncovered by the rules above
+            pieces.append(chunk)
+        spoken = self._tidy(" ".join(pieces))
+        if not spoken or not any(c.isalpha() for c in spoken):
+            return self._reject(res, "no words", log)
+        if self.filler_prob > 0:
+            spoken, n = add_fillers(spoken, self.filler_prob, seed=self.seed, fillers=self.fillers, return_count=True)
+            if n:
+                log.rules["filler"] += n
+        res.text, res.rules, res.dropped = spoken, log.rules, log.dropped
+        res.checks = check_speakable(spoken, max_words=self.max_words)
+        if "too_long" in res.checks:
+            return self._reject(res, "too long", log)
+        return res
+
+    def rewrite_many(self, texts: Iterable[Any], progress: bool = False) -> list[RewriteResult]:
+        """:meth:`rewrite` for each text, in order."""
+        from tqdm.auto import tqdm
+
+        texts = list(texts)
+        return [self.rewrite(t) for t in tqdm(texts, disable=not progress, desc="rewrite", leave=False)]
+
+    # -------------------------------------------------------------- steps
+    @staticmethod
+    def _reject(res: RewriteResult, reason: str, log: _Log | None = None) -> RewriteResult:
+        res.rejected, res.text = reason, ""
+        if log is not None:
+            res.rules, res.dropped = log.rules, log.dropped
+        res.checks = []
+        return res
+
+    def _blocks(self, text: str, log: _Log) -> tuple[list[str], str | None]:
+        """Split into speakable chunks, handling code, tables, lists, headings and quotes."""
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        out: list[str] = []
+        i, n = 0, len(lines)
+        code_lines = sum(bool(_CODE_LINE.search(ln)) for ln in lines if ln.strip())
+        non_empty = sum(bool(ln.strip()) for ln in lines)
+        if not self.drop_code and (code_lines >= 3 or (non_empty >= 2 and code_lines / non_empty >= 0.3)):
+            return [], "code"
+        while i < n:
+            line = lines[i]
+            if _FENCE.match(line):  # fenced code block
+                j = i + 1
+                while j < n and not _FENCE.match(lines[j]):
+                    j += 1
+                body = [ln for ln in lines[i + 1:j] if ln.strip()]
+                i = j + 1
+                if len(body) == 1 and len(body[0].strip()) <= 40 and not _CODE_LINE.search(body[0]):
+                    out.append(body[0].strip())  # a one-word "code" block is just a word
+                    log.rules["code"] += 1
+                    continue
+                if not self.drop_code:
+                    return [], "code"
+                log.dropped.append(("code block", f"{len(body)} lines"))
+                log.rules["code"] += 1
+                continue
+            if _CODE_LINE.search(line) and self.drop_code:
+                log.dropped.append(("code line", line.strip()[:60]))
+                log.rules["code"] += 1
+                i += 1
+                continue
+            if _TABLE_ROW.match(line) and i + 1 < n and _TABLE_SEP.match(lines[i + 1]):
+                j = i + 2
+                while j < n and "|" in lines[j] and lines[j].strip():
+                    j += 1
+                rows = [self._cells(ln) for ln in [lines[i]] + lines[i + 2:j]]
+                i = j
+                header, body = rows[0], rows[1:]
+                if len(body) > self.max_table_rows:
+                    return [], "large table"
+                log.rules["table"] += 1
+                for row in body:
+                    pairs = [f"{h} is {c}" for h, c in zip(header[1:], row[1:]) if c]
+                    subject = row[0] if row else ""
+                    out.append(_ensure_stop(f"For {subject}, " + ", ".join(pairs) if pairs else subject))
+                continue
+            if _HR.match(line):
+                log.rules["markdown"] += 1
+                i += 1
+                continue
+            m = _HEADING.match(line)
+            if m:
+                log.rules["heading"] += 1
+                out.append(_ensure_stop(m.group(1)))
+                i += 1
+                continue
+            if _BULLET.match(line):
+                items, numbered = [], _BULLET.match(line).group(1) is not None
+                while i < n:
+                    bm = _BULLET.match(lines[i])
+                    if bm and (bm.group(1) is not None) == numbered:
+                        items.append(bm.group(2).strip())
+                    elif not (not lines[i].strip() and i + 1 < n and (bm2 := _BULLET.match(lines[i + 1]))
+                              and (bm2.group(1) is not None) == numbered):
+                        break
+                    i += 1
+                out.append(self._list_sentence(items, numbered, log))
+                continue
+            if _QUOTE.match(line):
+                log.rules["markdown"] += 1
+                line = _QUOTE.sub("", line)
+            if line.strip():
+                out.append(line.strip())
+            i += 1
+        # a line without final punctuation followed by another line is its own sentence
+        # (hard-wrapped lines that continue in lower case are joined instead)
+        merged: list[str] = []
+        for chunk in out:
+            if merged and chunk[:1].islower() and merged[-1][-1:] not in ".!?:;":
+                merged[-1] += " " + chunk
+            else:
+                if merged:
+                    merged[-1] = _ensure_stop(merged[-1])
+                merged.append(chunk)
+        return merged, None
+
+    @staticmethod
+    def _cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    @staticmethod
+    def _list_sentence(items: list[str], numbered: bool, log: _Log) -> str:
+        items = [it.rstrip(" .;,") for it in items if it.strip(" .;,")]
+        if not items:
+            return ""
+        log.rules["list"] += 1
+        avg_words = sum(len(it.split()) for it in items) / len(items)
+        if not numbered and avg_words < 6 and len(items) > 1:
+            body = ", ".join(items[:-1]) + (", and " if len(items) > 2 else " and ") + items[-1]
+            return _ensure_stop(body[:1].upper() + body[1:])
+        if len(items) == 1:
+            return _ensure_stop(items[0])
+        parts = []
+        for k, it in enumerate(items, 1):
+            lead = "Finally" if (k == len(items) and k > 3) else _ordinal_word(k) if k <= 10 else "Next"
+            parts.append(_ensure_stop(f"{lead}, {it[:1].lower() + it[1:] if it[:2] != it[:2].upper() else it}"))
+        return " ".join(parts)
+
+    @staticmethod
+    def _inline_markdown(text: str, log: _Log) -> str:
+        def link(m: "re.Match[str]") -> str:
+            if m.group(0).startswith("!"):
+                log.dropped.append(("image", m.group(1) or m.group(2)))
+                return " "
+            return m.group(1) or " "
+
+        text = log.sub("markdown", _MD_LINK, link, text)
+
+        def code(m: "re.Match[str]") -> str:
+            body = m.group(1).strip()
+            if len(body) > 40 or len(body.split()) > 4:
+                log.dropped.append(("inline code", body[:60]))
+                return " some code "
+            return re.sub(r"\(\s*\)", "", body).replace(".", " dot ").replace("_", " ")
+
+        text = log.sub("code", _INLINE_CODE, code, text)
+        text = log.sub("markdown", _BOLD, r"\2", text)
+        text = log.sub("markdown", _ITALIC, r"\2", text)
+
+        def html(m: "re.Match[str]") -> str:
+            return " "
+
+        text = log.sub("markdown", _HTML, html, text)
+        return text
+
+    @staticmethod
+    def _parentheses(text: str, log: _Log) -> str:
+        text = log.sub("list", _ENUM, lambda m: f"{m.group(1)}{m.group(2)},", text)  # inline "1) a 2) b"
+        for _ in range(10):  # innermost first; nested ones need several rounds
+            new = log.sub("parentheses", _PARENS, lambda m: (
+                f", {(m.group(1) or m.group(2) or m.group(3) or '').strip()}, "
+                if (m.group(1) or m.group(2) or m.group(3) or "").strip() else " "), text)
+            if new == text:
+                break
+            text = new
+        stray = [c for c in text if c in "()[]{}"]
+        if stray:
+            log.dropped.extend(("unbalanced bracket", c) for c in stray)
+            text = re.sub(r"[()\[\]{}]", " ", text)
+        return text
+
+    @staticmethod
+    def _tidy(text: str) -> str:
+        t = re.sub(r"\s+", " ", text)
+        t = re.sub(r"\s+([,.!?;:])", r"\1", t)
+        t = re.sub(r",(\s*,)+", ",", t)
+        t = re.sub(r"([.!?;:])(\s*,)+", r"\1", t)
+        t = re.sub(r",\s*([.!?;:])", r"\1", t)
+        t = re.sub(r"^[\s,.;:]+", "", t)
+        t = re.sub(r"([,;:])(?=\w)", r"\1 ", t)
+        t = re.sub(r"\.{4,}", "...", t)
+        t = re.sub(r"\s+", " ", t).strip()
+        t = re.sub(r",$", ".", t)
+        return t
+
+
+# ---------------------------------------------------------------------------- fillers
+def _rng_for(text: str, seed: int) -> random.Random:
+    digest = hashlib.sha1(f"{seed}:{text}".encode("utf-8", "replace")).hexdigest()
+    return random.Random(int(digest[:16], 16))
+
+
+_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def add_fillers(text: str, prob: float, *, seed: int = 0, fillers: Sequence[str] = FILLERS,
+                opening: Sequence[str] = OPENING_FILLERS, return_count: bool = False) -> Any:
+    """Put a filler word in front of each sentence with probability ``prob``.
+
+    The first sentence draws from ``opening`` (which has "hey"), the others from ``fillers``.
+    The choice depends only on ``(seed, text)``, so results do not change with batch order.
+    Returns the new text, or ``(text, n_fillers)`` with ``return_count=True``.
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"prob must be in [0, 1], got {prob}")
+    rng = _rng_for(text, seed)
+    sentences = _SENT_SPLIT.split(text.strip()) if text.strip() else []
+    out, n = [], 0
+    for k, s in enumerate(sentences):
+        if rng.random() < prob and s:
+            pool = opening if k == 0 and opening else fillers
+            filler = rng.choice(list(pool))
+            first = s.split(" ", 1)[0]
+            keep_case = first == "I" or first.startswith("I'") or (len(first) > 1 and first.isupper())
+            s = f"{filler.capitalize()}, {s if keep_case else s[:1].lower() + s[1:]}"
+            n += 1
+        out.append(s)
+    joined = " ".join(out)
+    return (joined, n) if return_count else joined
+
+
+# ---------------------------------------------------------------------------- checks
+_MD_LEFT = re.compile(r"(^|\n)\s*(#{1,6}\s|[-*+\u2022]\s|\d+[.)]\s|>\s|\|)|```|`|\*\*|__|\[[^\]]*\]\(|^\s*-{3,}\s*$",
+                      re.M)
+
+
+def check_speakable(text: str, *, max_words: int = 120) -> list[str]:
+    """Names of the speakability checks ``text`` fails, in :data:`CHECKS` order.
+
+    - ``empty``: no words at all;
+    - ``digits``: a digit is left (TTS voices read them inconsistently);
+    - ``symbols``: a character that is not a letter, space or plain punctuation
+      (``.,!?;:'"-``), for example ``$ % & @ / = * #`` or an emoji;
+    - ``markdown``: headings, list bullets, tables, code marks, bold or links;
+    - ``parentheses``: any of ``()[]{}``;
+    - ``too_long``: more than ``max_words`` words.
+    """
+    text = text if isinstance(text, str) else ""
+    fails = []
+    if not any(c.isalpha() for c in text):
+        fails.append("empty")
+    if any(c.isdigit() for c in text):
+        fails.append("digits")
+    if any(not (c.isalnum() or c.isspace() or c in _PUNCT_OK or c in "()[]{}") for c in text):
+        fails.append("symbols")
+    if _MD_LEFT.search(text):
+        fails.append("markdown")
+    if any(c in "()[]{}" for c in text):
+        fails.append("parentheses")
+    if len(text.split()) > max_words:
+        fails.append("too_long")
+    return fails
+
+
+# ---------------------------------------------------------------------------- conveniences
+_DEFAULT = SpokenRewriter()
+
+
+def rewrite(text: Any, **kwargs: Any) -> RewriteResult:
+    """Rewrite one text with :class:`SpokenRewriter` (keyword arguments configure it)."""
+    return (SpokenRewriter(**kwargs) if kwargs else _DEFAULT).rewrite(text)
+
+
+def rewrite_many(texts: Iterable[Any], progress: bool = False, **kwargs: Any) -> list[RewriteResult]:
+    """Rewrite many texts with one :class:`SpokenRewriter`."""
+    return SpokenRewriter(**kwargs).rewrite_many(texts, progress=progress)
+
+
+def to_spoken(text: Any, *, filler_prob: float = 0.0, seed: int = 0, strict: bool = False,
+              max_words: int = 120, **kwargs: Any) -> str:
+    """Turn an instruction into text for a TTS voice (the entry point notebook 12 uses).
+
+    Returns the spoken text. When the text cannot be made speakable (empty, code, too long,
+    not English, ...) it raises :class:`UnspeakableError` with ``strict=True``; otherwise it
+    returns ``""`` so the caller can count it (check ``rewrite(...).rejected`` for the reason).
+    """
+    res = SpokenRewriter(filler_prob=filler_prob, seed=seed, max_words=max_words, **kwargs).rewrite(text)
+    if res.rejected:
+        if strict:
+            raise UnspeakableError(res.rejected, res.original)
+        return ""
+    return res.text
+
+
+def summarise(results: Sequence[RewriteResult]) -> dict[str, Any]:
+    """Counts over many results: changed, rejected by reason, checks still failing, rules, drops."""
+    n = len(results)
+    accepted = [r for r in results if r.rejected is None]
+    return {
+        "items": n,
+        "accepted": len(accepted),
+        "changed": sum(r.changed for r in results),
+        "rejected": Counter(r.rejected for r in results if r.rejected),
+        "pass_all_checks": sum(r.ok for r in accepted),
+        "checks_failing": Counter(c for r in accepted for c in r.checks),
+        "rules": sum((r.rules for r in results), Counter()),
+        "dropped": Counter(what for r in results for what, _ in r.dropped),
+    }
+
+
+# ---------------------------------------------------------------------------- LM rewrite
+LM_SYSTEM = (
+    "You rewrite written text into the exact words a person would say out loud, for a text-to-speech voice. "
+    "Write every number, date, time, amount of money, percentage, unit and symbol in words. "
+    "Turn lists, tables and headings into plain sentences. Remove markdown, code, emojis and parentheses. "
+    "Keep the meaning and keep it a request: do not answer it. Reply with the rewritten text only."
+)
+LM_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("Give me 3 tips to save 20% on a $1,500 budget:\n- food\n- rent (shared)",
+     "Give me three tips to save twenty percent on a budget of one thousand five hundred dollars, "
+     "for food and for rent, which is shared."),
+    ("## Meeting\nWhat should I prepare for the 10:30am call on 3/15 with 2 clients?",
+     "About the meeting: what should I prepare for the ten thirty a.m. call on March fifteenth with two clients?"),
+)
+
+
+def lm_rewrite_messages(text: str, *, system: str = LM_SYSTEM,
+                        examples: Sequence[tuple[str, str]] = LM_EXAMPLES) -> list[dict[str, str]]:
+    """The chat for an LM rewrite of ``text``: a system rule list, few-shot pairs, then the text."""
+    msgs = [{"role": "system", "content": system}]
+    for src, dst in examples:
+        msgs.append({"role": "user", "content": f"Rewrite for speech:\n{src}"})
+        msgs.append({"role": "assistant", "content": dst})
+    msgs.append({"role": "user", "content": f"Rewrite for speech:\n{text}"})
+    return msgs
+
+
+@dataclass
+class LMRewrite:
+    """One parsed LM rewrite: ``text`` on success, else ``error`` says why."""
+
+    raw: str
+    text: str = ""
+    error: str | None = None
+    new_tokens: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_PREAMBLE = re.compile(r"^\s*(sure|certainly|of course|okay|here(?:'s| is)|rewritten|spoken|output|answer)"
+                       r"[^\n:]{0,80}:\s*\n?", re.I)
+_REFUSAL = re.compile(r"^\s*(i'm sorry|i am sorry|sorry|i cannot|i can't|as an ai)", re.I)
+
+
+def parse_lm_rewrite(reply: str, original: str = "", *, truncated: bool = False,
+                     max_ratio: float = 2.5) -> LMRewrite:
+    """Clean an LM reply into spoken text, or say why it is unusable.
+
+    Strips preambles ("Sure! Here is ...:"), code fences and surrounding quotes. Errors:
+    ``empty``, ``truncated`` (hit the token limit), ``refused``, ``answered`` (the reply is
+    over ``max_ratio`` times longer than the input plus 20 words: it answered instead of
+    rewriting).
+    """
+    raw = reply if isinstance(reply, str) else ""
+    text = raw.strip()
+    text = re.sub(r"^```\w*\s*|\s*```$", "", text)
+    for _ in range(2):
+        text = _PREAMBLE.sub("", text, count=1).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'\u201c":
+        text = text[1:-1].strip()
+    if text.startswith("\u201c") and text.endswith("\u201d"):
+        text = text[1:-1].strip()
+    res = LMRewrite(raw=raw, text=text)
+    if truncated:
+        res.error = "truncated"
+    elif not text:
+        res.error = "empty"
+    elif _REFUSAL.match(text):
+        res.error = "refused"
+    elif original and len(text.split()) > max_ratio * len(original.split()) + 20:
+        res.error = "answered"
+    return res
+
+
+def lm_rewrite(lm: Any, texts: Sequence[str], *, batch_size: int | None = None, temperature: float = 0.0,
+               max_new_tokens: int | None = None, seed: int = 0, progress: bool = True) -> list[LMRewrite]:
+    """Rewrite ``texts`` with a :class:`helpers.generation.LM`, batched by length.
+
+    Each batch gets a token limit sized to its longest input (about 1.6 times its tokens plus
+    32, at most 512) unless ``max_new_tokens`` is given, so one runaway reply cannot hold a
+    whole batch for long. Failures are kept with their reason (see :func:`parse_lm_rewrite`).
+    """
+    from tqdm.auto import tqdm
+
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    out: list[LMRewrite | None] = [None] * len(texts)
+    todo = []
+    for i, t in enumerate(texts):
+        if t.strip():
+            todo.append(i)
+        else:
+            out[i] = LMRewrite(raw="", error="empty input")
+    bs = batch_size or getattr(lm, "default_batch_size", 8)
+    lengths = {i: lm.count_tokens(texts[i]) for i in todo}
+    todo.sort(key=lambda i: lengths[i])
+    bar = tqdm(total=len(todo), desc=f"LM rewrite ({getattr(lm, 'name', 'lm')})", disable=not progress, leave=False)
+    for start in range(0, len(todo), bs):
+        idx = todo[start:start + bs]
+        limit = max_new_tokens or min(512, int(math.ceil(1.6 * max(lengths[i] for i in idx))) + 32)
+        gens = lm.chat([lm_rewrite_messages(texts[i]) for i in idx], max_new_tokens=limit, temperature=temperature,
+                       seed=seed, batch_size=bs, progress=False)
+        for i, g in zip(idx, gens):
+            res = parse_lm_rewrite(g.text, texts[i], truncated=g.finish_reason == "length")
+            res.new_tokens = g.new_tokens
+            out[i] = res
+        bar.update(len(idx))
+    bar.close()
+    return [r if r is not None else LMRewrite(raw="", error="missing") for r in out]

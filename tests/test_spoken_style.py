@@ -1,0 +1,243 @@
+"""Unit tests for the spoken-style rewriter (fast: no model needed except the marked test)."""
+from __future__ import annotations
+
+import pytest
+
+from helpers.spoken_style import (
+    CHECKS, REJECT_REASONS, SpokenRewriter, UnspeakableError, add_fillers, check_speakable, lm_rewrite,
+    lm_rewrite_messages, number_words, parse_lm_rewrite, rewrite, rewrite_many, summarise, to_spoken,
+)
+
+
+def spoken(text: str, **kw) -> str:
+    res = rewrite(text, **kw)
+    assert res.rejected is None, (text, res.rejected)
+    return res.text
+
+
+# ------------------------------------------------------------------ numbers and friends
+@pytest.mark.parametrize("text, expected", [
+    ("I have 3 cats.", "I have three cats."),
+    ("1,234 people", "one thousand two hundred and thirty-four people"),
+    ("pi is 3.14", "pi is three point one four"),
+    ("It fell to -5 today", "It fell to minus five today"),
+    ("agent 007", "agent zero zero seven"),
+    ("She came 1st and he came 22nd.", "She came first and he came twenty-second."),
+    ("It costs $2.50", "It costs two dollars and fifty cents"),
+    ("It costs $1", "It costs one dollar"),
+    ("only $0.99", "only ninety-nine cents"),
+    ("a budget of $2.5M", "a budget of two point five million dollars"),
+    ("\u20ac3 billion", "three billion euros"),
+    ("100 USD", "one hundred dollars"),
+    ("up 12.5% this year", "up twelve point five percent this year"),
+    ("It grew 20 %.", "It grew twenty percent."),
+    ("on 2023-03-15", "on March fifteenth, twenty twenty-three"),
+    ("on 3/15/2023", "on March fifteenth, twenty twenty-three"),
+    ("on 15/03/2023", "on March fifteenth, twenty twenty-three"),
+    ("on March 3rd, 2021", "on March third, twenty twenty-one"),
+    ("on 4 July", "on the fourth of July"),
+    ("at 10:30", "at ten thirty"),
+    ("at 10:05", "at ten oh five"),
+    ("at 5:30pm", "at five thirty p.m."),
+    ("at 9am", "at nine a.m."),
+    ("in 1999", "in nineteen ninety-nine"),
+    ("since 2005", "since two thousand and five"),
+    ("the 1990s", "the nineteen nineties"),
+    ("I ran 5km", "I ran five kilometres"),
+    ("12 km/h", "twelve kilometres per hour"),
+    ("1 kg", "one kilogram"),
+    ("30\u00b0C", "thirty degrees Celsius"),
+    ("16 GB of RAM", "sixteen gigabytes of RAM"),
+    ("2 + 3 = 5", "two plus three equals five"),
+    ("10 - 3", "ten minus three"),
+    ("6 / 3", "six divided by three"),
+    ("2^10", "two to the power of ten"),
+    ("wait 4-6 weeks", "wait four to six weeks"),
+    ("1/2 of it", "one half of it"),
+    ("3/4 cup", "three quarters cup"),
+    ("10x faster", "ten times faster"),
+    ("GPT-4", "GPT-four"),
+    ("call 555-0134", "call five five five, zero one three four"),
+    ("ticket #3", "ticket number three"),
+])
+def test_numbers_and_units(text: str, expected: str) -> None:
+    assert spoken(text) == expected
+
+
+def test_number_words_uses_num2words() -> None:
+    assert number_words("1000000") == "one million"
+    assert number_words(21, to="ordinal") == "twenty-first"
+    assert number_words(2023, to="year") == "twenty twenty-three"
+    assert number_words("12345678901234") == " ".join(
+        ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero", "one", "two", "three", "four"])
+
+
+def test_symbols_urls_emails() -> None:
+    out = rewrite("Visit https://www.example.com/docs/intro or mail john.doe@gmail.com & ask.")
+    assert out.text == "Visit example dot com or mail john dot doe at gmail dot com and ask."
+    assert ("url path", "/docs/intro") in out.dropped
+    assert spoken("salt & pepper, input/output") == "salt and pepper, input or output"
+    assert spoken("#blessed") == "hashtag blessed"
+    emo = rewrite("Hello \U0001F600 world")
+    assert emo.text == "Hello world" and emo.dropped == [("emoji", "\U0001F600")]
+
+
+# ------------------------------------------------------------------ markdown
+def test_markdown_lists_headings_tables() -> None:
+    assert spoken("# Plan\nSteps:\n1. Buy milk\n2. Call Bob\n3. Write the report") == \
+        "Plan. Steps: First, buy milk. Second, call Bob. Third, write the report."
+    assert spoken("Ingredients:\n- eggs\n- flour\n- sugar") == "Ingredients: Eggs, flour, and sugar."
+    assert spoken("| Name | Age |\n|---|---|\n| Ann | 31 |\n| Bob | 42 |") == \
+        "For Ann, Age is thirty-one. For Bob, Age is forty-two."
+    assert spoken("This is **very** important and *quite* [urgent](http://x.com).") == \
+        "This is very important and quite urgent."
+    assert spoken("Use `print()` and `my_var`.") == "Use print and my var."
+    assert spoken(r"Use my\_var and \*stars\*") == "Use my var and stars"
+    assert spoken("first line\ncontinues here\nNew sentence") == "first line continues here. New sentence"
+
+
+def test_large_table_rejected() -> None:
+    rows = "\n".join(f"| r{i} | {i} |" for i in range(10))
+    res = rewrite("| a | b |\n|---|---|\n" + rows)
+    assert res.rejected == "large table"
+    assert SpokenRewriter(max_table_rows=20).rewrite("| a | b |\n|---|---|\n" + rows).rejected is None
+
+
+def test_parentheses_become_clauses() -> None:
+    assert spoken("Call Bob (he is home) now.") == "Call Bob, he is home, now."
+    assert spoken("A (b (c)) d") == "A, b, c, d"
+    res = rewrite("odd ) bracket [here")
+    assert res.text == "odd bracket here" and ("unbalanced bracket", ")") in res.dropped
+    assert spoken("Choose 1) red 2) blue") == "Choose one, red two, blue"
+
+
+def test_code_rejected_or_dropped() -> None:
+    src = "Fix this:\n```python\ndef f(x):\n    return x+1\n```"
+    assert rewrite(src).rejected == "code"
+    dropped = SpokenRewriter(drop_code=True).rewrite(src)
+    assert dropped.rejected is None and dropped.text == "Fix this:"
+    assert ("code block", "2 lines") in dropped.dropped
+    assert rewrite("x = 1;\ny = 2;\nprint(x + y);").rejected == "code"
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"), ("   \n ", "empty"), (None, "empty"), ("$$$ %%% ###", "no words"),
+    ("\u8fd9\u662f\u4e2d\u6587\u7684\u95ee\u9898\uff0c\u8bf7\u56de\u7b54\u3002", "not English"),
+    ("word " * 500, "too long"), ("x" * 100_000, "too long"),
+])
+def test_bad_input_rejected_with_reason(text, reason) -> None:
+    res = rewrite(text)
+    assert res.rejected == reason and res.text == "" and reason in REJECT_REASONS
+    assert not res.changed and not res.ok
+
+
+def test_never_crashes_on_odd_input() -> None:
+    odd = ["(", ")", "[]", "``", "```", "|", "| a |\n|---|", "- ", "1.", "#", "$", "%", "1/0", "99/99/9999",
+           "25:99", "\u00bd", "\u200b", "a" * 5000, "1" * 50, "3.2.1", "e=mc^2", 12345, 3.5]
+    for text in odd:
+        res = rewrite(text)
+        assert res.rejected in (None,) + REJECT_REASONS
+        if res.rejected is None:
+            assert not {"digits", "symbols", "markdown", "parentheses"} & set(res.checks), (text, res.text)
+
+
+# ------------------------------------------------------------------ checks
+def test_check_speakable() -> None:
+    assert check_speakable("Costs $5 (see **below**)") == ["digits", "symbols", "markdown", "parentheses"]
+    assert check_speakable("Hello there, how are you?") == []
+    assert check_speakable("") == ["empty"]
+    assert check_speakable("- item one\n- item two") == ["markdown"]
+    assert check_speakable("word " * 11, max_words=10) == ["too_long"]
+    assert set(check_speakable("a 1 $ # ( " + "w " * 200)) <= set(CHECKS)
+
+
+def test_accepted_rewrites_pass_checks() -> None:
+    texts = ["Buy 3 apples for $2.50 (about 20% off) by 5:30pm.", "# Title\n- a\n- b", "Email me: a@b.com"]
+    for res in rewrite_many(texts):
+        assert res.rejected is None and res.checks == [], (res.original, res.text, res.checks)
+
+
+# ------------------------------------------------------------------ fillers
+def test_fillers_controlled_by_probability_and_seed() -> None:
+    text = "This is one. This is two. I think three. And four."
+    assert add_fillers(text, 0.0) == text
+    all_f, n = add_fillers(text, 1.0, seed=3, return_count=True)
+    assert n == 4 and all_f != text and "I think" in all_f  # "I" keeps its capital
+    assert add_fillers(text, 0.5, seed=1) == add_fillers(text, 0.5, seed=1)
+    many = [f"Sentence number {w}." for w in "abcdefghijklmnopqrstuvwxyz"] * 8
+    got = sum(add_fillers(" ".join(many), 0.3, seed=7, return_count=True)[1] for _ in range(1))
+    assert 0.15 * len(many) < got < 0.45 * len(many)
+    with pytest.raises(ValueError):
+        add_fillers(text, 1.5)
+
+
+def test_rewriter_fillers_are_order_independent() -> None:
+    rw = SpokenRewriter(filler_prob=0.5, seed=11)
+    texts = [f"Tell me about topic {i}. Keep it short." for i in range(20)]
+    forward = [r.text for r in rw.rewrite_many(texts)]
+    backward = [r.text for r in rw.rewrite_many(texts[::-1])][::-1]
+    assert forward == backward
+    assert sum(r.rules["filler"] for r in rw.rewrite_many(texts)) > 0
+
+
+# ------------------------------------------------------------------ entry points
+def test_to_spoken_and_summary() -> None:
+    assert to_spoken("What is 2 + 2?") == "What is two plus two?"
+    assert to_spoken("") == ""
+    with pytest.raises(UnspeakableError) as err:
+        to_spoken("```\nx = 1\ny = 2\n```", strict=True)
+    assert err.value.reason == "code"
+    s = summarise(rewrite_many(["Hi there.", "I have 2 dogs.", "", "```\na=1\nb=2\n```"]))
+    assert s["items"] == 4 and s["accepted"] == 2 and s["changed"] == 1
+    assert s["rejected"] == {"empty": 1, "code": 1} and s["pass_all_checks"] == 2
+
+
+# ------------------------------------------------------------------ LM rewrite plumbing
+def test_lm_messages_and_parser() -> None:
+    msgs = lm_rewrite_messages("I have 2 cats")
+    assert msgs[0]["role"] == "system" and msgs[-1]["content"].endswith("I have 2 cats")
+    assert parse_lm_rewrite('Sure! Here is the rewritten text:\n"I have two cats."', "I have 2 cats").text == \
+        "I have two cats."
+    assert parse_lm_rewrite("", "x").error == "empty"
+    assert parse_lm_rewrite("I'm sorry, I can't.", "x").error == "refused"
+    assert parse_lm_rewrite("word " * 80, "short question here").error == "answered"
+    assert parse_lm_rewrite("half a repl", "x", truncated=True).error == "truncated"
+
+
+class _FakeLM:
+    """Stands in for helpers.generation.LM to test the batching logic (not the model)."""
+
+    name = "fake"
+    default_batch_size = 2
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def chat(self, convs, **kw):
+        from helpers.generation import Generation
+
+        out = []
+        for c in convs:
+            src = c[-1]["content"].split("\n", 1)[1]
+            out.append(Generation(src.upper(), 1, 3, "length" if "LONG" in src.upper() else "stop"))
+        return out
+
+
+def test_lm_rewrite_batches_and_keeps_order() -> None:
+    res = lm_rewrite(_FakeLM(), ["a b c", "", "long one here", "x"], progress=False)
+    assert [r.text for r in res] == ["A B C", "", "LONG ONE HERE", "X"]
+    assert [r.error for r in res] == [None, "empty input", "truncated", None]
+
+
+@pytest.mark.models
+def test_lm_rewrite_real_model() -> None:
+    from helpers.generation import LM
+    from helpers.models import MissingModelError
+
+    try:
+        lm = LM.load("smollm2-135m")
+    except MissingModelError as err:
+        pytest.skip(str(err))
+    res = lm_rewrite(lm, ["I have 2 cats and 3 dogs."], progress=False)
+    assert len(res) == 1 and isinstance(res[0].raw, str) and res[0].new_tokens > 0
