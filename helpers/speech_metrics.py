@@ -1,0 +1,252 @@
+"""Speech metrics: WER with Whisper-style normalisation, DNSMOS, speaker similarity, real-time factor.
+
+- :func:`normalize_text` applies Whisper's English normaliser (shipped inside transformers, works
+  offline): lower case, punctuation removed, numbers spelled the same way ("twenty five" and
+  "25" both become "25"), contractions and titles expanded ("Mr." -> "mister"), fillers dropped.
+- :func:`wer` / :func:`utterance_wer` score hypotheses with jiwer after normalising; empty
+  references are counted and kept out of the corpus score instead of crashing.
+- :func:`dnsmos` predicts speech quality (Microsoft's DNSMOS P.835 via ``speechmos``).
+- :class:`SpeakerEncoder` embeds voices with resemblyzer's GE2E encoder; :func:`speaker_similarity`.
+- :func:`real_time_factor` and :class:`RTFTimer` measure speed (wall seconds / audio seconds).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .audio import TARGET_SR, as_array
+
+# A few British -> American spellings, so "colour"/"color" do not count as errors. Whisper's
+# full mapping (about 1,700 words) lives in the hub repos' normalizer.json, not in any offline
+# package; the common ones below cover read speech well enough for this course.
+SPELLING = {
+    "colour": "color", "colours": "colors", "favour": "favor", "favourite": "favorite", "honour": "honor",
+    "behaviour": "behavior", "neighbour": "neighbor", "neighbours": "neighbors", "humour": "humor",
+    "labour": "labor", "centre": "center", "theatre": "theater", "metre": "meter", "litre": "liter",
+    "organise": "organize", "organised": "organized", "realise": "realize", "realised": "realized",
+    "recognise": "recognize", "recognised": "recognized", "analyse": "analyze", "grey": "gray",
+    "travelling": "traveling", "travelled": "traveled", "cancelled": "canceled", "programme": "program",
+    "defence": "defense", "licence": "license", "catalogue": "catalog", "dialogue": "dialog",
+}
+
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    return EnglishTextNormalizer(SPELLING)
+
+
+def normalize_text(text: str | None) -> str:
+    """Whisper's English text normalisation (``None`` and non-strings become ``""``).
+
+    Leftover tokens with no letter or digit (Whisper's normaliser keeps a lone ``.`` from
+    ``"..."``) are dropped, so a reference of only symbols normalises to ``""``.
+    """
+    if not isinstance(text, str) or not text:
+        return ""
+    return " ".join(w for w in _normalizer()(text).split() if any(c.isalnum() for c in w))
+
+
+@dataclass
+class WERResult:
+    """Corpus word error rate and its parts.
+
+    ``wer = (substitutions + deletions + insertions) / reference_words``. ``skipped`` counts
+    pairs whose reference was empty after normalisation (they cannot have a WER);
+    ``per_utterance`` holds each pair's WER (``nan`` for skipped ones).
+    """
+
+    wer: float
+    substitutions: int
+    deletions: int
+    insertions: int
+    hits: int
+    reference_words: int
+    skipped: int = 0
+    per_utterance: list[float] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"WER {self.wer:.1%} over {self.reference_words} words (S={self.substitutions} D={self.deletions} "
+                f"I={self.insertions}; {self.skipped} empty references skipped)")
+
+
+def _counts(ref: str, hyp: str) -> tuple[int, int, int, int]:
+    import jiwer
+
+    if not hyp:
+        n = len(ref.split())
+        return 0, n, 0, 0
+    o = jiwer.process_words(ref, hyp)
+    return o.substitutions, o.deletions, o.insertions, o.hits
+
+
+def utterance_wer(reference: str, hypothesis: str, normalize: bool = True) -> float:
+    """WER of one pair; ``nan`` when the (normalised) reference is empty."""
+    ref = normalize_text(reference) if normalize else (reference or "").strip()
+    hyp = normalize_text(hypothesis) if normalize else (hypothesis or "").strip()
+    if not ref:
+        return float("nan")
+    s, d, i, _h = _counts(ref, hyp)
+    return (s + d + i) / len(ref.split())
+
+
+def wer(references: Sequence[str], hypotheses: Sequence[str], normalize: bool = True) -> WERResult:
+    """Corpus WER (errors summed over all pairs / reference words summed), Whisper-normalised."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    S = D = I = H = N = skipped = 0
+    per: list[float] = []
+    for r, h in zip(references, hypotheses):
+        ref = normalize_text(r) if normalize else (r or "").strip()
+        hyp = normalize_text(h) if normalize else (h or "").strip()
+        if not ref:
+            skipped += 1
+            per.append(float("nan"))
+            continue
+        s, d, i, hits = _counts(ref, hyp)
+        n = len(ref.split())
+        S, D, I, H, N = S + s, D + d, I + i, H + hits, N + n
+        per.append((s + d + i) / n)
+    return WERResult((S + D + I) / N if N else float("nan"), S, D, I, H, N, skipped, per)
+
+
+# --------------------------------------------------------------------------- DNSMOS
+@dataclass
+class QualityScores:
+    """DNSMOS P.835 scores (1 to 5): speech signal, background, overall, and P.808 overall."""
+
+    sig: float
+    bak: float
+    ovrl: float
+    p808: float
+    error: str | None = None
+
+
+_NAN_Q = dict(sig=float("nan"), bak=float("nan"), ovrl=float("nan"), p808=float("nan"))
+
+
+def dnsmos(audios: Sequence[Any] | Any, sample_rate: int | None = None, progress: bool = False,
+           min_seconds: float = 0.5) -> list[QualityScores]:
+    """DNSMOS quality scores for each clip (resampled to 16 kHz; peaks above 1 are scaled down).
+
+    Empty, silent, too short (under ``min_seconds``) or unreadable clips get ``nan`` scores and an
+    ``error`` tag instead of crashing (speechmos would loop forever on empty audio).
+    """
+    from speechmos import dnsmos as _dns
+    from tqdm.auto import tqdm
+
+    items = list(audios) if isinstance(audios, (list, tuple)) and not (
+        isinstance(audios, tuple) and len(audios) == 2 and np.isscalar(audios[1])) else [audios]
+    out: list[QualityScores] = []
+    for item in tqdm(items, desc="DNSMOS", disable=not progress, leave=False):
+        try:
+            a, _ = as_array(item, sr=sample_rate, target_sr=TARGET_SR)
+        except Exception as err:  # noqa: BLE001
+            out.append(QualityScores(**_NAN_Q, error=f"unreadable: {type(err).__name__}"))
+            continue
+        a = np.nan_to_num(a.astype(np.float32))
+        peak = float(np.max(np.abs(a))) if a.size else 0.0
+        if a.size < min_seconds * TARGET_SR:
+            out.append(QualityScores(**_NAN_Q, error="too_short" if a.size else "empty"))
+            continue
+        if peak < 1e-4:
+            out.append(QualityScores(**_NAN_Q, error="silent"))
+            continue
+        if peak > 1.0:
+            a = a / peak
+        r = _dns.run(a, TARGET_SR)
+        out.append(QualityScores(float(r["sig_mos"]), float(r["bak_mos"]), float(r["ovrl_mos"]), float(r["p808_mos"])))
+    return out
+
+
+# --------------------------------------------------------------------------- speaker similarity
+class SpeakerEncoder:
+    """resemblyzer's GE2E speaker encoder: one 256-d unit vector per clip.
+
+    Silent or empty clips (nothing left after resemblyzer's voice-activity trimming) give a
+    vector of ``nan`` and are counted in :attr:`last_counts`.
+    """
+
+    def __init__(self, device: str = "cpu"):
+        from resemblyzer import VoiceEncoder
+
+        self.encoder = VoiceEncoder(device, verbose=False)
+        self.last_counts: Counter = Counter()
+
+    def embed(self, audios: Sequence[Any], sample_rate: int | None = None, progress: bool = False) -> np.ndarray:
+        """Embeddings of shape ``(n, 256)`` (rows of ``nan`` for clips with no speech)."""
+        from resemblyzer import preprocess_wav
+        from tqdm.auto import tqdm
+
+        rows = []
+        self.last_counts = Counter()
+        for item in tqdm(list(audios), desc="speaker embeddings", disable=not progress, leave=False):
+            try:
+                a, _ = as_array(item, sr=sample_rate, target_sr=TARGET_SR)
+                a = np.nan_to_num(a)
+                if a.size == 0 or float(np.max(np.abs(a))) < 1e-4:
+                    raise ValueError("empty or silent")
+                wav = preprocess_wav(a, source_sr=TARGET_SR)
+                if len(wav) < TARGET_SR * 0.3:
+                    raise ValueError("less than 0.3 s of speech")
+                rows.append(self.encoder.embed_utterance(wav).astype(np.float32))
+                self.last_counts["ok"] += 1
+            except Exception:  # noqa: BLE001 - counted
+                rows.append(np.full(256, np.nan, dtype=np.float32))
+                self.last_counts["no_speech"] += 1
+        return np.stack(rows) if rows else np.zeros((0, 256), np.float32)
+
+
+def speaker_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity matrix between two sets of speaker embeddings (``nan`` rows stay ``nan``)."""
+    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float32))
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return an @ bn.T
+
+
+# --------------------------------------------------------------------------- speed
+def real_time_factor(wall_seconds: float, audio_seconds: float) -> float:
+    """Processing time divided by audio duration (0.1 = ten times faster than real time)."""
+    if audio_seconds <= 0:
+        return float("nan")
+    return float(wall_seconds) / float(audio_seconds)
+
+
+class RTFTimer:
+    """Context manager measuring a real-time factor.
+
+    >>> with RTFTimer() as t:                 # doctest: +SKIP
+    ...     clips = synthesize(texts)
+    ...     t.audio_seconds = sum(c.seconds for c in clips)
+    >>> t.rtf
+    """
+
+    def __init__(self, audio_seconds: float = 0.0):
+        self.audio_seconds = audio_seconds
+        self.wall_seconds = float("nan")
+
+    def __enter__(self) -> "RTFTimer":
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_seconds = time.perf_counter() - self._t0
+
+    @property
+    def rtf(self) -> float:
+        return real_time_factor(self.wall_seconds, self.audio_seconds)
+
+
+def nanmean(values: Iterable[float]) -> float:
+    """Mean of the finite values (``nan`` when there are none)."""
+    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(v)) if v else float("nan")

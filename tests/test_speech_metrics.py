@@ -1,0 +1,107 @@
+"""Unit tests for helpers.speech_metrics (WER normalisation runs everywhere; DNSMOS and speaker tests need their packages)."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+
+import numpy as np
+import pytest
+
+from helpers import speech_metrics as M
+
+needs_speechmos = pytest.mark.skipif(importlib.util.find_spec("speechmos") is None, reason="speechmos not installed")
+needs_resemblyzer = pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer not installed")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("And Mr. John Dashwood had then leisure.", "and mister john dashwood had then leisure"),
+    ("He was ill-disposed, wasn't he?", "he was ill disposed was not he"),
+    ("I paid $25 for twenty-five apples", "i paid $25 for 25 apples"),
+    ("Um, the COLOUR is grey", "the color is gray"),
+    ("It's 3.5 percent [inaudible] (laughs)", "it is 3.5% "),
+    ("", ""),
+])
+def test_normalize_text_whisper_style(raw, expected):
+    assert M.normalize_text(raw) == expected.strip()
+
+
+def test_normalize_handles_non_strings():
+    assert M.normalize_text(None) == "" and M.normalize_text(42) == ""  # type: ignore[arg-type]
+
+
+def test_normalisation_removes_formatting_errors():
+    ref, hyp = "he was not an ill disposed young man", "He was not an ill-disposed young man."
+    assert M.utterance_wer(ref, hyp) == 0.0
+    assert M.utterance_wer(ref, hyp, normalize=False) > 0.0
+
+
+def test_wer_counts_substitutions_deletions_insertions():
+    r = M.wer(["a b c d", "e f"], ["a x c", "e f g"])
+    assert (r.substitutions, r.deletions, r.insertions, r.hits) == (1, 1, 1, 4)
+    assert r.reference_words == 6 and math.isclose(r.wer, 3 / 6)
+    assert r.per_utterance == [0.5, 0.5]
+
+
+def test_wer_empty_references_and_hypotheses_are_counted():
+    r = M.wer(["", "red green", "  "], ["anything", "", "x"])
+    assert r.skipped == 2 and r.deletions == 2 and r.wer == 1.0
+    assert math.isnan(r.per_utterance[0]) and r.per_utterance[1] == 1.0
+    assert math.isnan(M.utterance_wer("", "hello"))
+    assert math.isnan(M.wer([], []).wer)
+    with pytest.raises(ValueError):
+        M.wer(["a"], [])
+
+
+def test_wer_symbols_only_reference():
+    r = M.wer(["?!...", "hello"], ["", "hello"])
+    assert r.skipped == 1 and r.wer == 0.0
+
+
+def test_rtf_and_timer():
+    assert M.real_time_factor(1.0, 10.0) == 0.1
+    assert math.isnan(M.real_time_factor(1.0, 0.0))
+    with M.RTFTimer() as t:
+        time.sleep(0.01)
+        t.audio_seconds = 1.0
+    assert 0.005 < t.rtf < 1.0
+    assert M.nanmean([1.0, float("nan"), 3.0]) == 2.0 and math.isnan(M.nanmean([]))
+
+
+def test_speaker_similarity_matrix():
+    a = np.array([[1.0, 0.0], [0.0, 1.0]])
+    s = M.speaker_similarity(a, np.array([[1.0, 1.0]]))
+    assert s.shape == (2, 1) and np.allclose(s[:, 0], [0.7071, 0.7071], atol=1e-3)
+
+
+def _speech_like(seconds: float, sr: int = 16000, f0: float = 120.0, seed: int = 0) -> np.ndarray:
+    """A crude voiced signal: harmonics of f0 with syllable-rate amplitude modulation."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 12))
+    env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
+    return (0.3 * x * env / np.max(np.abs(x))).astype(np.float32)
+
+
+@needs_speechmos
+@pytest.mark.models
+def test_dnsmos_scores_and_bad_input():
+    clean = _speech_like(3.0)
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 0.2, clean.shape).astype(np.float32), -1, 1)
+    out = M.dnsmos([clean, noisy, np.zeros(0), np.zeros(16000), _speech_like(0.1), clean * 5])
+    assert len(out) == 6
+    assert 1.0 <= out[0].ovrl <= 5.0 and out[0].error is None
+    assert out[1].bak < out[0].bak  # white noise lowers the background score
+    assert [o.error for o in out[2:5]] == ["empty", "silent", "too_short"] and math.isnan(out[2].ovrl)
+    assert out[5].error is None  # out-of-range samples are rescaled, not rejected
+
+
+@needs_resemblyzer
+@pytest.mark.models
+def test_speaker_encoder_counts_silence():
+    enc = M.SpeakerEncoder()
+    e = enc.embed([_speech_like(2.0, f0=110), _speech_like(2.0, f0=110, seed=1), np.zeros(16000)])
+    assert e.shape == (3, 256)
+    assert enc.last_counts["ok"] == 2 and enc.last_counts["no_speech"] == 1
+    assert np.isnan(e[2]).all()
+    assert M.speaker_similarity(e[:1], e[1:2])[0, 0] > 0.8
