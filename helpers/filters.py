@@ -54,6 +54,12 @@ def as_text(value: Any) -> str:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
+
+
+def strip_code(text: str) -> str:
+    """``text`` without fenced code blocks (an unclosed fence runs to the end)."""
+    return _CODE_BLOCK.sub(" ", text)
 
 
 def words(text: str) -> list[str]:
@@ -119,15 +125,17 @@ def script_filter(min_latin: float = 0.8) -> Filter:
 
 
 def repetition_filter(max_dup_line_frac: float = 0.3, max_top_trigram_frac: float = 0.15,
-                      min_words: int = 30) -> Filter:
+                      min_words: int = 30, min_line_chars: int = 20) -> Filter:
     """Looping text: many duplicated lines, or one word trigram covering a big share.
 
-    Gopher's rules (Rae et al., 2021, appendix A) in a small form. Only responses with at
-    least ``min_words`` words are tested for trigrams (short texts repeat by chance).
+    Gopher's rules (Rae et al., 2021, appendix A) in a small form. Only lines of at least
+    ``min_line_chars`` characters count (a closing ``}`` repeats in any code), and only
+    responses with at least ``min_words`` words are tested for trigrams (short texts
+    repeat by chance).
     """
 
     def check(prompt: str, response: str) -> str | None:
-        lines = [ln.strip() for ln in response.splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in response.splitlines() if len(ln.strip()) >= min_line_chars]
         if len(lines) >= 4:
             dup = 1 - len(set(lines)) / len(lines)
             if dup > max_dup_line_frac:
@@ -146,13 +154,14 @@ def repetition_filter(max_dup_line_frac: float = 0.3, max_top_trigram_frac: floa
 
 
 def symbol_filter(max_symbol_frac: float = 0.3, min_chars: int = 20) -> Filter:
-    """Responses that are mostly symbols (markup debris, encoding errors, ASCII art).
+    """Prose that is mostly symbols (markup debris, encoding errors, ASCII art).
 
-    Code counts as symbols too, so the threshold is loose; texts under ``min_chars`` are skipped.
+    Fenced code blocks are left out (code is legitimately symbol-heavy); texts with fewer
+    than ``min_chars`` characters outside code are skipped.
     """
 
     def check(prompt: str, response: str) -> str | None:
-        chars = [ch for ch in response if not ch.isspace()]
+        chars = [ch for ch in strip_code(response) if not ch.isspace()]
         if len(chars) < min_chars:
             return None
         frac = sum(1 for ch in chars if not ch.isalnum()) / len(chars)
@@ -247,18 +256,20 @@ def overused_phrase_filter(families: Mapping[str, Sequence[str]] | None = None,
     """Apologies, "As an AI", refusals, knowledge-cutoff disclaimers, and shouting.
 
     Also flags replies with more than ``max_exclamations`` exclamation marks or
-    ``max_emojis`` emojis, the other tonal rule Llama 3 mentions.
+    ``max_emojis`` emojis, the other tonal rule Llama 3 mentions. Fenced code is left out
+    (``!=`` is not shouting).
     """
     matcher = PhraseMatcher(families or OVERUSED_PHRASES)
 
     def check(prompt: str, response: str) -> str | None:
-        hit = matcher.find(response)
+        prose = strip_code(response)
+        hit = matcher.find(prose)
         if hit:
             return f"{hit[0]}: {hit[1]!r}"
-        bangs = response.count("!")
+        bangs = prose.count("!")
         if bangs > max_exclamations:
             return f"{bangs} exclamation marks"
-        emojis = sum(1 for ch in response if unicodedata.category(ch) == "So" and ord(ch) > 0x2000)
+        emojis = sum(1 for ch in prose if unicodedata.category(ch) == "So" and ord(ch) > 0x2000)
         if emojis > max_emojis:
             return f"{emojis} emojis"
         return None
