@@ -158,3 +158,4 @@ def test_pairwise_report_nan_is_wrong():
     rep = pairwise_report([1.0, -1.0, np.nan, 2.0], ["a", "a", "b", "b"])
     assert rep.by_kind == {"a": 0.5, "b": 0.5} and rep.accuracy == 0.5
     assert PreferencePair("p", "c", "r", "k").group == -1
+
