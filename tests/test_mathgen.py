@@ -1,0 +1,252 @@
+"""Unit tests for helpers.mathgen: problems, answer extraction, grading, voting, saving."""
+from __future__ import annotations
+
+import math
+import random
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from helpers import mathgen as mg
+from helpers.mathgen import (Problem, bootstrap_ci, cot_prompt, extract_answer, format_number, grade_chains,
+                             is_correct, majority_vote, make_problem, make_problems, parse_number, pass_at_k,
+                             rejection_sample, save_verified_dataset, vote_curve)
+
+
+# ----------------------------------------------------------------------------- problems
+def _eval_steps(p: Problem) -> None:
+    """Re-check every computed line of the reference solution with plain arithmetic."""
+    for line in p.steps:
+        for lhs, rhs in re.findall(r"(\d[\d./]*(?: [-+*/] [\d./]+)+) = (\d[\d./]*)", line):
+            terms = lhs.strip()
+            # evaluate with exact fractions
+            val = eval(re.sub(r"(\d+(?:\.\d+)?)", r"Fraction('\1')", terms), {"Fraction": Fraction})
+            assert val == Fraction(rhs.rstrip(".")), (p.id, line)
+
+
+@pytest.mark.parametrize("template", sorted(mg.TEMPLATES))
+@pytest.mark.parametrize("difficulty", mg.DIFFICULTIES)
+def test_every_template_gives_consistent_problems(template, difficulty):
+    for seed in range(40):
+        p = make_problem(template, difficulty, seed)
+        assert p.question.endswith("?")
+        assert p.answer >= 0
+        assert p.answer.denominator in (1, 2, 4, 5, 10, 20, 25, 50, 100), p  # terminating, money-like
+        assert extract_answer(p.reference_solution()).value == p.answer
+        _eval_steps(p)
+        # the last step's result is the answer
+        assert parse_number(p.steps[-1].rsplit("=", 1)[-1]) == p.answer
+
+
+def test_difficulty_means_more_steps():
+    for t in mg.TEMPLATES:
+        steps = [np.mean([make_problem(t, d, s).n_steps for s in range(20)]) for d in mg.DIFFICULTIES]
+        assert steps[0] < steps[1] < steps[2], (t, steps)
+
+
+def test_make_problems_balanced_distinct_reproducible():
+    a = make_problems(36, seed=3)
+    b = make_problems(36, seed=3)
+    c = make_problems(36, seed=4)
+    assert [p.question for p in a] == [p.question for p in b]
+    assert [p.question for p in a] != [p.question for p in c]
+    assert len({p.question for p in a}) == 36
+    assert len({p.id for p in a}) == 36
+    assert {p.difficulty for p in a} == {1, 2, 3}
+    assert {p.template for p in a} == set(mg.TEMPLATES)
+    assert make_problems(0) == []
+    with pytest.raises(KeyError):
+        make_problem("nope", 1, 0)
+    with pytest.raises(ValueError):
+        make_problem("ages", 7, 0)
+
+
+def test_problem_to_dict_and_prompt():
+    p = make_problem("percent", 3, 1)
+    d = p.to_dict()
+    assert d["answer"] == format_number(p.answer) and math.isclose(d["answer_float"], float(p.answer))
+    prompt = cot_prompt(p, example=make_problem("ages", 2, 5))
+    assert p.question in prompt and "####" in prompt and "Example" in prompt
+    assert cot_prompt("What is 2+2?").endswith("What is 2+2?")
+
+
+def test_format_number():
+    assert format_number(Fraction(12)) == "12"
+    assert format_number(Fraction(63, 2)) == "31.5"
+    assert format_number(Fraction(189, 2)) == "94.5"
+    assert format_number(Fraction(1, 3)) == "1/3"
+    assert format_number(0.75) == "0.75"
+
+
+# ----------------------------------------------------------------------------- extraction
+@pytest.mark.parametrize("text,value,method", [
+    ("3 * 4 = 12.\n#### 12", 12, "hash"),
+    ("#### $1,234.50", Fraction("1234.5"), "hash"),
+    ("#### 3 * 4 = 12", 12, "hash"),
+    ("#### -7", -7, "hash"),
+    ("blah 5\n#### 12 dollars\nthanks 99", 12, "hash"),
+    (r"So the total is \boxed{42}.", 42, "boxed"),
+    (r"$\boxed{\frac{3}{4}}$", Fraction(3, 4), "boxed"),
+    (r"\boxed{\dfrac{15}{2}}", Fraction(15, 2), "boxed"),
+    (r"\boxed{\$63.60}", Fraction("63.6"), "boxed"),
+    (r"\boxed{12 \text{ km}}", 12, "boxed"),
+    ("The answer is 29.", 29, "answer_is"),
+    ("The answer is: 3 * 4 = 12. Nice 5", 12, "answer_is"),
+    ("**Answer:** 42 dollars", 42, "answer_is"),
+    ("Final answer: 1,000,000", 1_000_000, "answer_is"),
+    ("The answer to the question is 7", 7, "answer_is"),
+    ("Answer: twelve", 12, "answer_is"),
+    ("First 5 + 3 = 8. Then 8 * 2 = 16.", 16, "last_number"),
+    ("To answer the question, 5 + 3 = 8. Then 8 * 2 = 16.", 16, "last_number"),
+    ("It costs 12.5 dollars.", Fraction(25, 2), "last_number"),
+    ("The discount is 25%.", 25, "last_number"),
+    ("We get 3/4 of the cake", Fraction(3, 4), "last_number"),
+    ("10 - 4 = 6", 6, "last_number"),
+    ("The total is −3", -3, "last_number"),
+])
+def test_extract_answer_formats(text, value, method):
+    ex = extract_answer(text)
+    assert ex.value == Fraction(value), (text, ex)
+    assert ex.method == method, (text, ex)
+
+
+@pytest.mark.parametrize("bad", [None, "", "   ", "no numbers here at all", "#### ", r"\boxed{}", "\x00\x01"])
+def test_extract_answer_bad_input_never_crashes(bad):
+    ex = extract_answer(bad)
+    assert ex.value is None and ex.method == "none" and not ex.found
+
+
+def test_extract_answer_huge_text_is_fast_and_reads_the_end():
+    import time
+
+    text = ("blah 7 " * 200_000) + "\n#### 31"
+    t0 = time.perf_counter()
+    assert extract_answer(text).value == 31
+    assert time.perf_counter() - t0 < 2.0
+    assert extract_answer("1" * 5000).value is None  # a 5000-digit "number" is garbage: no answer, no crash
+    assert extract_answer("x " + "9" * 50).value == int("9" * 50)
+
+
+def test_parse_number_edge_cases():
+    assert parse_number("1/0") is None
+    assert parse_number("abc") is None
+    assert parse_number("-$5") == -5
+    assert parse_number("12km") == 12
+    assert parse_number("x2") is None  # glued to a word: a variable name, not a number
+
+
+def test_is_correct_tolerance():
+    assert is_correct(Fraction(12), 12)
+    assert is_correct(12.00001, 12)
+    assert is_correct(Fraction("33.3333"), Fraction(100, 3))
+    assert not is_correct(13, 12)
+    assert not is_correct(1001, 1000)
+    assert not is_correct(None, 12)
+    assert not is_correct(float("nan"), 1)
+    assert not is_correct(float("inf"), 1)
+    assert is_correct(0, 0) and not is_correct(0.01, 0)
+
+
+# ----------------------------------------------------------------------------- grading, rejection
+def test_grade_and_rejection_sampling_counts_every_chain():
+    probs = make_problems(3, seed=0)
+    a0, a1, a2 = (p.answer_str for p in probs)
+    chains = [
+        [f"ok\n#### {a0}", f"ok\n#### {a0}", "#### 999999", "", f"the answer is {a0}"],
+        ["no idea", f"#### {a1}"],
+        [f"#### {a2}"],
+    ]
+    truncated = [[False, False, False, False, False], [False, True], [False]]
+    grades = grade_chains(probs, chains, truncated)
+    verdicts = [[g.verdict for g in row] for row in grades]
+    assert verdicts[0] == ["correct", "correct", "wrong answer", "empty", "correct"]
+    assert verdicts[1] == ["no answer", "correct"]
+    res = rejection_sample(probs, grades)
+    assert res.n_chains == 8
+    assert len(res.kept) + sum(res.reasons.values()) == res.n_chains  # nothing silently lost
+    assert res.reasons["duplicate"] == 1 and res.reasons["truncated"] == 1
+    assert res.reasons["wrong answer"] == 1 and res.reasons["empty"] == 1 and res.reasons["no answer"] == 1
+    assert res.problems_covered == 2  # problem 1's only right chain was truncated
+    assert "kept 3/8" in res.report()
+    strict = rejection_sample(probs, grades, require_format=True, max_per_problem=1)
+    assert strict.reasons["format"] == 1
+    assert len(strict.kept) + sum(strict.reasons.values()) == strict.n_chains
+    assert all(r["answer_method"] == "hash" for r in strict.kept)
+    with pytest.raises(ValueError):
+        grade_chains(probs, chains[:2])
+
+
+# ----------------------------------------------------------------------------- voting
+def test_majority_vote_and_ties():
+    F = Fraction
+    v = majority_vote([F(3), F(4), F(3), None])
+    assert v.answer == 3 and v.count == 2 and v.n_valid == 3 and not v.tied
+    assert majority_vote([F(12), F("12.0"), F(24, 2), F(5)]).answer == 12  # same value, one bucket
+    tie = [F(1), F(2), F(2), F(1)]
+    assert majority_vote(tie).answer == 1 and majority_vote(tie).tied  # "first" = first seen
+    assert majority_vote(tie, tie_break="abstain").answer is None
+    rng = random.Random(0)
+    picks = {majority_vote(tie, tie_break="random", rng=rng).answer for _ in range(50)}
+    assert picks == {1, 2}
+    picks_np = {majority_vote(tie, tie_break="random", rng=np.random.default_rng(1)).answer for _ in range(1)}
+    assert picks_np <= {1, 2}
+    empty = majority_vote([None, None])
+    assert empty.answer is None and empty.n_valid == 0
+    with pytest.raises(ValueError):
+        majority_vote(tie, tie_break="coin")
+
+
+def test_pass_at_k():
+    assert pass_at_k(10, 0, 3) == 0.0
+    assert pass_at_k(10, 10, 1) == 1.0
+    assert math.isclose(pass_at_k(10, 3, 1), 0.3)
+    assert math.isclose(pass_at_k(4, 1, 2), 0.5)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_vote_curve_properties():
+    F = Fraction
+    gold = [F(1), F(1), F(1)]
+    answers = [
+        [F(1), F(1), F(1), F(2), F(3)],  # right answer is the plurality: voting helps
+        [F(2), F(2), F(2), F(1), F(3)],  # a wrong answer dominates: voting hurts
+        [None, None, None, None, None],  # never answers
+    ]
+    ks = [1, 3, 5, 7]
+    cur = vote_curve(answers, gold, ks, n_draws=400, seed=0)
+    maj, pas, single = cur["majority"], cur["pass"], cur["single"]
+    assert maj.shape == (3, 4)
+    assert np.isnan(maj[:, 3]).all()  # k > n
+    assert maj[0, 0] == 0.6 and math.isclose(single[0, 0], 0.6)
+    assert maj[0, 2] == 1.0 and maj[1, 2] == 0.0
+    assert maj[0, 1] > maj[0, 0] and maj[1, 1] < maj[1, 0]
+    assert (pas[:, :3] >= maj[:, :3] - 1e-9).all()  # a vote can only be right if some sample is
+    assert (maj[2, :3] == 0).all() and (pas[2, :3] == 0).all()
+
+
+def test_bootstrap_ci():
+    m, lo, hi = bootstrap_ci([0, 1] * 50, seed=0)
+    assert m == 0.5 and lo < 0.5 < hi and hi - lo < 0.3
+    m, lo, hi = bootstrap_ci([1.0] * 10)
+    assert m == lo == hi == 1.0
+    assert all(math.isnan(x) for x in bootstrap_ci([float("nan")]))
+
+
+# ----------------------------------------------------------------------------- saving
+def test_save_verified_dataset(tmp_path):
+    from datasets import load_from_disk
+
+    probs = make_problems(2, seed=0)
+    grades = grade_chains(probs, [[p.reference_solution()] for p in probs])
+    res = rejection_sample(probs, grades)
+    out = save_verified_dataset(res.kept, tmp_path / "ds", card={"generator": "unit-test", "k": 1})
+    ds = load_from_disk(str(out / "data"))
+    assert len(ds) == 2 and set(ds["generator"]) == {"unit-test"}
+    assert ds[0]["answer"] == probs[0].answer_str
+    card = (out / "README.md").read_text()
+    assert "unit-test" in card and "rows: 2" in card and "Caveats" in card
+    empty = save_verified_dataset([], tmp_path / "empty", card={"generator": "x"})
+    assert len(load_from_disk(str(empty / "data"))) == 0
