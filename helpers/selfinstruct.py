@@ -1,0 +1,572 @@
+"""Self-Instruct / Alpaca bootstrapping pieces, and random attribute injection.
+
+The loop of Self-Instruct (Wang et al. 2023, arXiv:2212.10560) and Stanford Alpaca (Taori et al.
+2023), one step per function here:
+
+1. :func:`load_seed_tasks` reads the hand-written seed tasks (``data/seed_tasks.jsonl``).
+2. :func:`fewshot_conversation` samples a few tasks from the pool into a prompt, optionally
+   with a random topic, persona, difficulty and output format (:func:`sample_attributes`,
+   the trick of phi-1, Cosmopedia and Persona Hub).
+3. :func:`parse_instruction` cleans one model reply into one instruction, or says why it is
+   malformed (counted, never raised).
+4. :func:`heuristic_reject` drops too short or long instructions, ones that ask for images or
+   files, and replies that are not an instruction, with a named reason.
+5. :class:`NoveltyFilter` keeps an instruction only when its ROUGE-L F-measure against every
+   instruction already in the pool is below 0.7 (the Self-Instruct rule). It tokenises each
+   text once with ``rouge_score``'s tokenizer and skips most pairs with a cheap bound, so it
+   stays fast for pools of many thousands.
+6. :func:`response_conversation` asks the model to answer each kept instruction.
+7. :func:`write_dataset_card` writes the README.md that goes next to the saved dataset.
+
+:class:`FilterLog` counts every drop by reason and keeps a few examples of each, so a
+notebook can show what each step removed.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+#: Keys every seed task has (``input`` may be empty).
+SEED_KEYS = ("instruction", "input", "output", "category")
+#: ROUGE-L threshold of Self-Instruct and Alpaca: a new instruction must score below it.
+ROUGE_THRESHOLD = 0.7
+#: The four attribute lists and the files that hold them.
+ATTRIBUTE_FILES = {"topic": "topics.txt", "persona": "personas.txt",
+                   "difficulty": "difficulty.txt", "format": "formats.txt"}
+
+#: Words that mark tasks a text-only model cannot do (Self-Instruct's blacklist, extended).
+BLACKLIST = ("image", "images", "picture", "pictures", "photo", "photos", "graph", "graphs",
+             "draw", "drawing", "plot", "chart", "diagram", "flowchart", "video", "videos",
+             "audio", "recording", "file", "files", "attached", "attachment", "upload",
+             "download", "map", "maps", "screenshot", "go to", "click", "url")
+# "video call" is a topic, not a request for a video
+_BLACKLIST_RE = re.compile(r"\b(" + "|".join(re.escape(w) for w in BLACKLIST) + r")\b(?! call)", re.I)
+
+#: Openings that show the reply is chatter or an answer, not an instruction.
+_NOT_INSTRUCTION_RE = re.compile(
+    r"^(sure|okay|ok|certainly|of course|here is|here are|here's|i am|i'm|i have|i will|i'll|"
+    r"as an ai|as a language model|sorry|i apologize|i apologise|output|input|answer|response|"
+    r"example|note|thank you|thanks|great|what a|hello|hi\b|dear)\b", re.I)
+#: Words that show the model talked about the prompt instead of writing a task.
+_META_RE = re.compile(r"\b(task instruction|new instruction|new task|persona|difficulty level|ai assistant)\b"
+                      r"|\b(difficulty|format|topic)\s*:", re.I)
+
+_PREFIX_RE = re.compile(
+    r"^\s*(?:[-*•#>]+\s*|\(?\d{1,3}[.):](?:\s+|$)|(?:new\s+)?(?:task|instruction|question|prompt)"
+    r"(?:\s*\d+)?\s*[:.\-]\s*)+", re.I)
+
+
+# ---------------------------------------------------------------------------- data files
+def data_dir() -> Path:
+    """The course's ``data/`` folder (next to ``helpers/``)."""
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+def load_seed_tasks(path: str | Path | None = None) -> tuple[list[dict[str, str]], Counter]:
+    """Read seed tasks from a JSON-lines file.
+
+    Returns the valid tasks and a :class:`~collections.Counter` of skipped lines by reason
+    (``"invalid json"``, ``"not an object"``, ``"missing instruction"``, ``"duplicate"``), so
+    a broken line is counted, never silently lost and never a crash.
+    """
+    path = Path(path) if path else data_dir() / "seed_tasks.jsonl"
+    tasks: list[dict[str, str]] = []
+    skipped: Counter = Counter()
+    seen: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            skipped["invalid json"] += 1
+            continue
+        if not isinstance(obj, dict):
+            skipped["not an object"] += 1
+            continue
+        ins = str(obj.get("instruction") or "").strip()
+        if not ins:
+            skipped["missing instruction"] += 1
+            continue
+        key = " ".join(ins.lower().split())
+        if key in seen:
+            skipped["duplicate"] += 1
+            continue
+        seen.add(key)
+        task = {k: str(obj.get(k) or "").strip() for k in SEED_KEYS}
+        task["category"] = task["category"] or "unknown"
+        if "id" in obj:
+            task["id"] = str(obj["id"])
+        tasks.append(task)
+    return tasks, skipped
+
+
+def read_list(path: str | Path) -> list[str]:
+    """Non-empty lines of a text file, without ``#`` comment lines and duplicates (order kept)."""
+    out: list[str] = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and line not in out:
+            out.append(line)
+    return out
+
+
+def load_attributes(folder: str | Path | None = None) -> dict[str, list[str]]:
+    """The topic, persona, difficulty and format lists (``data/*.txt``)."""
+    folder = Path(folder) if folder else data_dir()
+    attrs = {key: read_list(folder / name) for key, name in ATTRIBUTE_FILES.items()}
+    empty = [k for k, v in attrs.items() if not v]
+    if empty:
+        raise ValueError(f"attribute lists are empty: {empty}")
+    return attrs
+
+
+def sample_attributes(rng: random.Random, attributes: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """One random value from each attribute list."""
+    return {key: rng.choice(list(values)) for key, values in attributes.items()}
+
+
+def attribute_space(attributes: Mapping[str, Sequence[str]]) -> int:
+    """How many distinct attribute combinations the lists allow."""
+    n = 1
+    for values in attributes.values():
+        n *= len(values)
+    return n
+
+
+# ---------------------------------------------------------------------------- prompts
+#: The request used in every few-shot turn.
+REQUEST = "Write one new task for an AI assistant."
+
+
+def attribute_request(attrs: Mapping[str, str]) -> str:
+    """The final request of a randomized prompt, built from sampled attributes."""
+    parts = [REQUEST]
+    if "topic" in attrs:
+        parts.append(f"It must be about {attrs['topic']}.")
+    if "persona" in attrs:
+        parts.append(f"Write it the way {attrs['persona']} would ask it.")
+    if "difficulty" in attrs:
+        parts.append(f"Difficulty: {attrs['difficulty'].split(':')[0]}.")
+    if "format" in attrs:
+        parts.append(f"The answer should be {attrs['format']}.")
+    parts.append("Reply with the task only.")
+    return " ".join(parts)
+
+
+def format_task(task: Mapping[str, str]) -> str:
+    """A seed task as the model should write one: the instruction, then its input if any."""
+    ins = task.get("instruction", "").strip()
+    inp = (task.get("input") or "").strip()
+    return f"{ins}\n{inp}" if inp else ins
+
+
+def fewshot_conversation(examples: Sequence[Mapping[str, str]],
+                         attributes: Mapping[str, str] | None = None,
+                         with_input: bool = False) -> list[dict[str, str]]:
+    """A chat conversation that shows ``examples`` as earlier turns and asks for one more.
+
+    Each example becomes a user turn (:data:`REQUEST`) and an assistant turn (the example
+    instruction). Small chat models copy this shape much more reliably than a numbered
+    list in one message. With ``attributes`` the last request also names a topic, persona,
+    difficulty and format (:func:`attribute_request`); without them it is the plain
+    Self-Instruct prompt. ``with_input=False`` shows instructions only (shorter prompts).
+    """
+    msgs: list[dict[str, str]] = []
+    for ex in examples:
+        msgs.append({"role": "user", "content": REQUEST})
+        msgs.append({"role": "assistant", "content": format_task(ex) if with_input
+                     else ex.get("instruction", "").strip()})
+    last = attribute_request(attributes) if attributes else REQUEST
+    msgs.append({"role": "user", "content": last})
+    return msgs
+
+
+def sample_examples(rng: random.Random, seeds: Sequence[Mapping[str, str]], k: int,
+                    machine: Sequence[Mapping[str, str]] = (), k_machine: int = 0) -> list[Mapping[str, str]]:
+    """``k`` human seed tasks plus ``k_machine`` generated ones, shuffled (Self-Instruct uses 6 + 2)."""
+    picked = rng.sample(list(seeds), min(k, len(seeds)))
+    if machine and k_machine:
+        picked += rng.sample(list(machine), min(k_machine, len(machine)))
+    rng.shuffle(picked)
+    return picked
+
+
+def response_conversation(instruction: str, input_text: str = "") -> list[dict[str, str]]:
+    """The prompt that asks the model to carry out one instruction (Alpaca's second step)."""
+    content = instruction.strip()
+    if input_text and input_text.strip():
+        content += "\n\n" + input_text.strip()
+    return [{"role": "user", "content": content}]
+
+
+# ---------------------------------------------------------------------------- parsing
+@dataclass
+class Parsed:
+    """One model reply turned into an instruction, or the reason it could not be."""
+
+    raw: str
+    instruction: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def parse_instruction(text: Any, truncated: bool = False, max_chars: int = 2000) -> Parsed:
+    """Clean one reply into one instruction.
+
+    Strips list markers and ``Task:`` labels, keeps the first non-empty paragraph (a task
+    with its input stays together when the input follows on the next lines), and drops
+    surrounding quotes. Errors: ``"empty"``, ``"not text"``, ``"truncated"`` (the reply hit
+    the length limit mid-sentence), ``"too long"`` (over ``max_chars`` before cleaning).
+    """
+    if not isinstance(text, str):
+        return Parsed(repr(text), error="not text")
+    raw = text
+    if len(raw) > max_chars:
+        return Parsed(raw[:max_chars], error="too long")
+    body = raw.strip()
+    if not body:
+        return Parsed(raw, error="empty")
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
+    first = paragraphs[0]
+    lines = [ln.strip() for ln in first.splitlines() if ln.strip()]
+    # a numbered list of several tasks: keep only the first one
+    if len(lines) > 1 and all(re.match(r"^\(?\d{1,3}[.):]\s", ln) for ln in lines[:2]):
+        lines = lines[:1]
+    cleaned = [_PREFIX_RE.sub("", ln, count=1).strip() for ln in lines]
+    cleaned = [ln for ln in cleaned if ln]
+    if not cleaned:
+        return Parsed(raw, error="empty")
+    ins = "\n".join(cleaned).strip().strip('"“”').strip()
+    if not ins:
+        return Parsed(raw, error="empty")
+    if truncated and len(paragraphs) == 1 and not re.search(r"[.?!:)\]\"”]$", ins):
+        return Parsed(raw, ins, error="truncated")
+    return Parsed(raw, ins)
+
+
+# ---------------------------------------------------------------------------- heuristics
+def heuristic_reject(instruction: str, min_words: int = 3, max_words: int = 150) -> str | None:
+    """Why an instruction should be dropped, or ``None`` to keep it.
+
+    Reasons (checked in this order): ``"empty"``, ``"too short"``, ``"too long"``,
+    ``"not english"`` (under half the letters are ASCII, or no ROUGE tokens at all),
+    ``"needs image or file"`` (Self-Instruct's blacklist), ``"not an instruction"`` (starts
+    like chatter or an answer, or starts with punctuation), ``"talks about the prompt"``,
+    ``"repetitive"`` (the same words over and over).
+    """
+    text = (instruction or "").strip()
+    if not text:
+        return "empty"
+    words = text.split()
+    if len(words) < min_words:
+        return "too short"
+    if len(words) > max_words:
+        return "too long"
+    letters = [c for c in text if c.isalpha()]
+    if not letters or sum(c.isascii() for c in letters) / len(letters) < 0.5 or not rouge_tokens(text):
+        return "not english"
+    if _BLACKLIST_RE.search(text):
+        return "needs image or file"
+    if not text[0].isalnum() or _NOT_INSTRUCTION_RE.match(text):
+        return "not an instruction"
+    if _META_RE.search(text):
+        return "talks about the prompt"
+    toks = [w.lower() for w in re.findall(r"\w+", text)]
+    if len(toks) >= 8 and len(set(toks)) / len(toks) < 0.4:
+        return "repetitive"
+    return None
+
+
+# ---------------------------------------------------------------------------- ROUGE-L novelty
+_TOKENIZER = None
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """Tokens exactly as ``rouge_score`` makes them (lower-case ASCII words, no stemming)."""
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        from rouge_score.tokenizers import DefaultTokenizer
+
+        _TOKENIZER = DefaultTokenizer(use_stemmer=False)
+    return _TOKENIZER.tokenize(text or "")
+
+
+def lcs_length(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Length of the longest common subsequence (two-row dynamic programme)."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else (prev[j + 1] if prev[j + 1] > cur[j] else cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """ROUGE-L F-measure of two token lists (equals ``rouge_score``'s ``rougeL`` fmeasure)."""
+    if not a or not b:
+        return 0.0
+    lcs = lcs_length(a, b)
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(b), lcs / len(a)
+    return 2 * p * r / (p + r)
+
+
+@dataclass
+class NoveltyCheck:
+    """Result of one :meth:`NoveltyFilter.check`: best ROUGE-L against the pool, and with what."""
+
+    score: float
+    nearest: int  # index into the pool, -1 when the pool is empty
+    exact_pairs: int  # how many pairs needed the full LCS (the rest were ruled out by the bound)
+
+    def novel(self, threshold: float = ROUGE_THRESHOLD) -> bool:
+        return self.score < threshold
+
+
+class NoveltyFilter:
+    """A growing pool of instructions; a new one is novel when ROUGE-L < ``threshold`` to all.
+
+    Each text is tokenised once and its token counts go into an inverted index. For a
+    candidate, the LCS with any pool item is at most the bag-of-words overlap
+    ``sum_t min(count_a(t), count_b(t))``, so ``2 * overlap / (len_a + len_b)`` bounds the
+    ROUGE-L F-measure. Only pool items whose bound reaches the threshold get the exact LCS;
+    for short instructions that is a tiny share of the pool. Results equal a brute-force
+    ``rouge_score`` comparison (see the tests).
+
+    >>> f = NoveltyFilter(["Write a poem about the sea."])
+    >>> f.add_if_novel("Write a poem about the sea today.")   # too close
+    (False, ...)
+    """
+
+    def __init__(self, texts: Iterable[str] = (), threshold: float = ROUGE_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.texts: list[str] = []
+        self.tokens: list[list[str]] = []
+        self._lengths: list[int] = []
+        self._vocab: dict[str, int] = {}
+        self._postings: dict[int, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+        self.pairs_checked = 0
+        self.pairs_exact = 0
+        for t in texts:
+            self.add(t)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def _ids(self, toks: Sequence[str], grow: bool) -> list[int]:
+        out = []
+        for t in toks:
+            i = self._vocab.get(t)
+            if i is None:
+                if not grow:
+                    i = -1
+                else:
+                    i = self._vocab[t] = len(self._vocab)
+            out.append(i)
+        return out
+
+    def add(self, text: str) -> int:
+        """Put ``text`` into the pool (no check); returns its index."""
+        toks = rouge_tokens(text)
+        idx = len(self.texts)
+        self.texts.append(text)
+        self.tokens.append(toks)
+        self._lengths.append(len(toks))
+        for tid, c in Counter(self._ids(toks, grow=True)).items():
+            rows, counts = self._postings[tid]
+            rows.append(idx)
+            counts.append(c)
+        return idx
+
+    def check(self, text: str) -> NoveltyCheck:
+        """Best ROUGE-L F-measure of ``text`` against the pool (0 for an empty pool or text)."""
+        toks = rouge_tokens(text)
+        n = len(self.texts)
+        if not toks or n == 0:
+            return NoveltyCheck(0.0, -1, 0)
+        overlap = np.zeros(n, dtype=np.int32)
+        for tid, c in Counter(self._ids(toks, grow=False)).items():
+            if tid < 0 or tid not in self._postings:
+                continue
+            rows, counts = self._postings[tid]
+            np.add.at(overlap, np.asarray(rows), np.minimum(np.asarray(counts), c))
+        lengths = np.asarray(self._lengths)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = np.where(lengths > 0, 2.0 * overlap / (len(toks) + lengths), 0.0)
+        order = np.argsort(-bound)
+        best, best_i, exact = 0.0, -1, 0
+        for j in order:
+            if bound[j] <= best or bound[j] == 0:
+                break  # no remaining item can beat the best exact score found so far
+            exact += 1
+            s = rouge_l(self.tokens[j], toks)
+            if s > best:
+                best, best_i = s, int(j)
+            if best >= self.threshold:
+                break  # already not novel; the exact maximum does not matter
+        self.pairs_checked += n
+        self.pairs_exact += exact
+        return NoveltyCheck(float(best), best_i, exact)
+
+    def add_if_novel(self, text: str) -> tuple[bool, NoveltyCheck]:
+        """Add ``text`` when it is novel; returns (added, check)."""
+        res = self.check(text)
+        ok = res.novel(self.threshold)
+        if ok:
+            self.add(text)
+        return ok, res
+
+
+def rouge_l_max_bruteforce(text: str, pool: Sequence[str]) -> float:
+    """Slow reference: best ``rouge_score`` rougeL F-measure of ``text`` against ``pool``."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return max((scorer.score(p, text)["rougeL"].fmeasure for p in pool), default=0.0)
+
+
+# ---------------------------------------------------------------------------- bookkeeping
+@dataclass
+class FilterLog:
+    """Counts of every item seen, kept, and dropped by reason, with a few examples each."""
+
+    seen: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    max_examples: int = 5
+
+    def keep(self) -> None:
+        self.seen += 1
+        self.kept += 1
+
+    def drop(self, reason: str, example: str = "") -> None:
+        self.seen += 1
+        self.dropped[reason] += 1
+        if len(self.examples[reason]) < self.max_examples:
+            self.examples[reason].append(example)
+
+    def check(self) -> None:
+        """Every item is either kept or dropped for a counted reason (no silent loss)."""
+        assert self.kept + sum(self.dropped.values()) == self.seen, "filter counts do not add up"
+
+    def table(self) -> "Any":
+        """A ``pandas.DataFrame``: one row per outcome with count and share."""
+        import pandas as pd
+
+        rows = [("kept", self.kept)] + self.dropped.most_common()
+        df = pd.DataFrame(rows, columns=["outcome", "count"])
+        df["share"] = df["count"] / max(self.seen, 1)
+        return df
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{k}: {v}" for k, v in self.dropped.most_common()) or "none"
+        return f"{self.kept}/{self.seen} kept; dropped: {parts}"
+
+
+@dataclass
+class Candidate:
+    """One generated instruction on its way through the filters."""
+
+    method: str
+    raw: str
+    instruction: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # None = kept
+    rouge_max: float = float("nan")
+    nearest: str = ""
+
+
+def filter_candidates(replies: Sequence[str], truncated: Sequence[bool], novelty: NoveltyFilter,
+                      method: str = "", attributes: Sequence[Mapping[str, str]] | None = None,
+                      log: FilterLog | None = None, **heuristic_kwargs: Any) -> list[Candidate]:
+    """Parse, heuristic-filter and novelty-filter model replies, in order.
+
+    Each kept instruction joins ``novelty``'s pool at once, so two near-identical replies in
+    the same batch cannot both survive. Every reply comes back as a :class:`Candidate` with
+    ``reason=None`` (kept) or the reason it was dropped; ``log`` counts them.
+    """
+    log = log if log is not None else FilterLog()
+    out: list[Candidate] = []
+    for k, text in enumerate(replies):
+        attrs = dict(attributes[k]) if attributes is not None else {}
+        parsed = parse_instruction(text, truncated=bool(truncated[k]) if truncated else False)
+        cand = Candidate(method, parsed.raw, parsed.instruction, attrs)
+        if not parsed.ok:
+            cand.reason = f"malformed: {parsed.error}"
+        else:
+            why = heuristic_reject(parsed.instruction, **heuristic_kwargs)
+            if why:
+                cand.reason = why
+            else:
+                added, res = novelty.add_if_novel(parsed.instruction)
+                cand.rouge_max = res.score
+                cand.nearest = novelty.texts[res.nearest] if res.nearest >= 0 else ""
+                if not added:
+                    cand.reason = f"rouge-l >= {novelty.threshold}"
+        if cand.reason is None:
+            log.keep()
+        else:
+            log.drop(cand.reason, cand.instruction or cand.raw[:200])
+        out.append(cand)
+    return out
+
+
+# ---------------------------------------------------------------------------- dataset card
+def write_dataset_card(folder: str | Path, *, title: str, summary: str, generator: str,
+                       prompts: Mapping[str, str], filters: Mapping[str, str],
+                       counts: Mapping[str, Any], license: str = "apache-2.0",
+                       license_note: str = "", columns: Mapping[str, str] | None = None,
+                       extra: str = "", tags: Sequence[str] = ("synthetic",)) -> Path:
+    """Write ``README.md`` (a Hugging Face dataset card with YAML header) into ``folder``.
+
+    Args:
+        title, summary: heading and one paragraph on what the data is.
+        generator: the model (and settings) that wrote the data.
+        prompts: name -> exact prompt text (or a template) used.
+        filters: name -> what it removes.
+        counts: name -> number (rows generated, kept, dropped per reason...).
+        license, license_note: SPDX-style id and any caveat (model licence, seed data).
+        columns: column name -> meaning.
+        extra: more markdown appended at the end.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_rows = int(counts.get("rows", 0) or 0)
+    size = ("n<1K" if n_rows < 1_000 else "1K<n<10K" if n_rows < 10_000 else
+            "10K<n<100K" if n_rows < 100_000 else "n>100K")
+    lines = ["---", f"license: {license}", "language:", "- en", "task_categories:", "- text-generation",
+             f"size_categories:", f"- {size}", "tags:"] + [f"- {t}" for t in tags] + ["---", "",
+             f"# {title}", "", summary.strip(), "", "## Generator", "", generator.strip(), ""]
+    if columns:
+        lines += ["## Columns", "", "| column | meaning |", "|---|---|"]
+        lines += [f"| `{k}` | {v} |" for k, v in columns.items()] + [""]
+    lines += ["## Prompts", ""]
+    for name, text in prompts.items():
+        lines += [f"**{name}**", "", "```", text.strip(), "```", ""]
+    lines += ["## Filters", ""] + [f"- **{k}**: {v}" for k, v in filters.items()] + [""]
+    lines += ["## Counts", "", "| | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in counts.items()] + [""]
+    lines += ["## Licence", "", f"`{license}`. {license_note}".strip(), ""]
+    if extra:
+        lines += [extra.strip(), ""]
+    path = folder / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,231 @@
+"""Unit tests for helpers.selfinstruct (fast: no model needed)."""
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+
+from helpers import selfinstruct as si
+
+
+# ---------------------------------------------------------------------------- data files
+def test_seed_file_is_big_varied_and_valid():
+    tasks, skipped = si.load_seed_tasks()
+    assert len(tasks) >= 60
+    assert not skipped, skipped
+    cats = {t["category"] for t in tasks}
+    assert len(cats) >= 10
+    assert sum(bool(t["input"]) for t in tasks) >= 10  # some tasks carry an input
+    assert all(t["output"] for t in tasks)
+    # the seeds themselves pass the heuristic filters and are mutually novel
+    assert [t["instruction"] for t in tasks if si.heuristic_reject(t["instruction"])] == []
+    nf = si.NoveltyFilter()
+    assert all(nf.add_if_novel(t["instruction"])[0] for t in tasks)
+
+
+def test_load_seed_tasks_counts_bad_lines(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text("\n".join([
+        json.dumps({"instruction": "Name a fruit.", "output": "apple"}),
+        "{not json",
+        json.dumps(["a list"]),
+        json.dumps({"instruction": "   ", "output": "x"}),
+        json.dumps({"instruction": "name  a FRUIT.", "output": "pear"}),
+        "",
+    ]))
+    tasks, skipped = si.load_seed_tasks(p)
+    assert [t["instruction"] for t in tasks] == ["Name a fruit."]
+    assert tasks[0]["category"] == "unknown" and tasks[0]["input"] == ""
+    assert skipped == {"invalid json": 1, "not an object": 1, "missing instruction": 1, "duplicate": 1}
+
+
+def test_attributes_load_and_sample():
+    attrs = si.load_attributes()
+    assert set(attrs) == {"topic", "persona", "difficulty", "format"}
+    assert len(attrs["topic"]) >= 50 and len(attrs["persona"]) >= 30
+    assert all(not v.startswith("#") for vals in attrs.values() for v in vals)
+    assert si.attribute_space(attrs) > 100_000
+    a = si.sample_attributes(random.Random(1), attrs)
+    b = si.sample_attributes(random.Random(1), attrs)
+    assert a == b and set(a) == set(attrs)
+
+
+def test_load_attributes_refuses_empty_list(tmp_path):
+    for name in si.ATTRIBUTE_FILES.values():
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "topics.txt").write_text("# only a comment\n\n")
+    with pytest.raises(ValueError, match="topic"):
+        si.load_attributes(tmp_path)
+
+
+# ---------------------------------------------------------------------------- prompts
+def test_fewshot_conversation_shape():
+    ex = [{"instruction": "Name a fruit.", "input": ""}, {"instruction": "Sum these.", "input": "1, 2"}]
+    conv = si.fewshot_conversation(ex)
+    assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant", "user"]
+    assert conv[-1]["content"] == si.REQUEST and conv[3]["content"] == "Sum these."
+    conv = si.fewshot_conversation(ex, with_input=True)
+    assert conv[3]["content"] == "Sum these.\n1, 2"
+    attrs = {"topic": "bees", "persona": "a chef", "difficulty": "hard: careful reasoning", "format": "a table"}
+    last = si.fewshot_conversation(ex, attrs)[-1]["content"]
+    assert "bees" in last and "a chef" in last and "hard" in last and "careful" not in last and "a table" in last
+
+
+def test_sample_examples_mixes_machine_tasks():
+    rng = random.Random(0)
+    seeds = [{"instruction": f"s{i}"} for i in range(10)]
+    mach = [{"instruction": f"m{i}"} for i in range(3)]
+    got = si.sample_examples(rng, seeds, 4, mach, 2)
+    assert len(got) == 6 and sum(g["instruction"].startswith("m") for g in got) == 2
+    assert len(si.sample_examples(rng, seeds[:2], 4)) == 2  # fewer seeds than asked
+
+
+def test_response_conversation():
+    assert si.response_conversation("Do X.", " ") == [{"role": "user", "content": "Do X."}]
+    assert si.response_conversation("Do X.", "data")[0]["content"] == "Do X.\n\ndata"
+
+
+# ---------------------------------------------------------------------------- parsing
+@pytest.mark.parametrize("raw, want", [
+    ("Write a limerick about a cat.", "Write a limerick about a cat."),
+    ("  Task: Write a limerick about a cat.\n\nSure! Here it is...", "Write a limerick about a cat."),
+    ("1. Name three rivers in Africa.\n2. Name a mountain.", "Name three rivers in Africa."),
+    ('"Explain gravity to a child."', "Explain gravity to a child."),
+    ("- Summarise the text.\nThe cat sat on the mat.", "Summarise the text.\nThe cat sat on the mat."),
+    ("New instruction: List four prime numbers.", "List four prime numbers."),
+])
+def test_parse_instruction_cleans(raw, want):
+    p = si.parse_instruction(raw)
+    assert p.ok and p.instruction == want
+
+
+@pytest.mark.parametrize("raw, truncated, err", [
+    ("", False, "empty"), ("   \n ", False, "empty"), ("1. ", False, "empty"), (None, False, "not text"),
+    ("x" * 5000, False, "too long"), ("Write a long essay about the history of", True, "truncated"),
+])
+def test_parse_instruction_errors(raw, truncated, err):
+    p = si.parse_instruction(raw, truncated=truncated)
+    assert not p.ok and p.error == err
+
+
+def test_parse_truncated_but_complete_sentence_is_kept():
+    assert si.parse_instruction("Name three birds.", truncated=True).ok
+
+
+# ---------------------------------------------------------------------------- heuristics
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"),
+    ("Write.", "too short"),
+    ("word " * 200, "too long"),
+    ("Напишите короткое стихотворение о весне и солнце", "not english"),
+    ("写一首关于春天的诗，不少于八行", "too short"),
+    ("Describe the image below in detail.", "needs image or file"),
+    ("Draw a diagram of the water cycle.", "needs image or file"),
+    ("Open the attached file and count the rows.", "needs image or file"),
+    ("Sure! Here is a new task for you.", "not an instruction"),
+    ("Output: the answer is forty two.", "not an instruction"),
+    ("... and then explain the rest of it", "not an instruction"),
+    ("Write a new task instruction about dogs.", "talks about the prompt"),
+    ("Topic: cooking. Write a recipe for soup.", "talks about the prompt"),
+    ("list list list list list list list list list list", "repetitive"),
+])
+def test_heuristic_reject_reasons(text, reason):
+    assert si.heuristic_reject(text) == reason
+
+
+def test_heuristic_keeps_good_instructions():
+    for t in ["Explain why leaves change colour in autumn.", "Write a SQL query that counts users per country.",
+              "Give three tips for a first marathon, as a checklist."]:
+        assert si.heuristic_reject(t) is None, t
+
+
+# ---------------------------------------------------------------------------- ROUGE-L
+def test_lcs_and_rouge_l():
+    assert si.lcs_length("abcbdab", "bdcaba") == 4
+    assert si.lcs_length([], [1]) == 0
+    assert si.rouge_l([], ["a"]) == 0.0
+    assert si.rouge_l(["a", "b"], ["a", "b"]) == 1.0
+    assert si.rouge_l(["a", "b", "c", "d"], ["a", "x", "c"]) == pytest.approx(2 * (2 / 3) * (2 / 4) / (2 / 3 + 2 / 4))
+
+
+def _random_sentences(n, seed=0, vocab=60, lo=3, hi=18):
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab)] + ["the", "a", "of", "to"] * 5
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(lo, hi))) for _ in range(n)]
+
+
+def test_novelty_filter_matches_rouge_score_bruteforce():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pool = _random_sentences(150, seed=1, vocab=25)
+    queries = _random_sentences(40, seed=2, vocab=25) + [pool[3], pool[7] + " w1", "", "!!!"]
+    nf = si.NoveltyFilter(pool)
+    for q in queries:
+        res = nf.check(q)
+        want = max(scorer.score(p, q)["rougeL"].fmeasure for p in pool)
+        if want >= nf.threshold:  # early exit: only "not novel" must agree, and the score reaches it
+            assert res.score >= nf.threshold
+        else:
+            assert res.score == pytest.approx(want, abs=1e-9), q
+        assert res.novel() == (want < nf.threshold)
+        if res.nearest >= 0:
+            assert scorer.score(pool[res.nearest], q)["rougeL"].fmeasure == pytest.approx(res.score)
+
+
+def test_novelty_filter_add_if_novel_and_threshold():
+    nf = si.NoveltyFilter(["Write a poem about the sea."])
+    added, res = nf.add_if_novel("Write a poem about the sea today.")
+    assert not added and res.score >= 0.7 and res.nearest == 0
+    added, res = nf.add_if_novel("List the planets of the solar system in order.")
+    assert added and len(nf) == 2
+    loose = si.NoveltyFilter(["Write a poem about the sea."], threshold=0.95)
+    assert loose.add_if_novel("Write a poem about the sea today.")[0]
+    assert si.NoveltyFilter().check("anything").score == 0.0
+
+
+def test_novelty_filter_is_fast_on_a_big_pool():
+    pool = _random_sentences(5000, seed=3, vocab=2000, lo=6, hi=20)
+    nf = si.NoveltyFilter(pool)
+    queries = _random_sentences(200, seed=4, vocab=2000, lo=6, hi=20)
+    t0 = time.perf_counter()
+    for q in queries:
+        nf.check(q)
+    per_query = (time.perf_counter() - t0) / len(queries)
+    # the bound rules out almost every pair, so only a few need the exact LCS
+    assert nf.pairs_exact < 0.05 * nf.pairs_checked
+    assert per_query < 0.05, per_query  # generous: a shared 2-core machine
+
+
+# ---------------------------------------------------------------------------- pipeline bookkeeping
+def test_filter_candidates_counts_everything():
+    nf = si.NoveltyFilter(["Write a poem about the sea."])
+    replies = ["Write a poem about the sea.", "", "Describe the picture.", "Name three rivers in Asia.",
+               "Name three rivers in Asia!", "Explain how tides work, step by step.", None,
+               "Sure! Here you go."]
+    log = si.FilterLog()
+    out = si.filter_candidates(replies, [False] * len(replies), nf, method="plain", log=log)
+    log.check()
+    assert log.seen == len(replies) == len(out)
+    assert log.kept == 2 and [c.instruction for c in out if c.reason is None] == [
+        "Name three rivers in Asia.", "Explain how tides work, step by step."]
+    assert log.dropped["rouge-l >= 0.7"] == 2
+    assert log.dropped["malformed: empty"] == 1 and log.dropped["malformed: not text"] == 1
+    assert log.dropped["needs image or file"] == 1 and log.dropped["not an instruction"] == 1
+    df = log.table()
+    assert df["count"].sum() == log.seen and "kept" in set(df["outcome"])
+    assert "2/8 kept" in str(log)
+
+
+def test_write_dataset_card(tmp_path):
+    p = si.write_dataset_card(tmp_path / "ds", title="T", summary="S.", generator="smollm2-135m",
+                              prompts={"plain": "Write one."}, filters={"rouge": "drops copies"},
+                              counts={"rows": 1234, "dropped": 5}, columns={"instruction": "the task"},
+                              license_note="Model is Apache-2.0.")
+    text = p.read_text()
+    assert text.startswith("---\nlicense: apache-2.0")
+    for bit in ["1K<n<10K", "# T", "smollm2-135m", "Write one.", "drops copies", "| rows | 1234 |",
+                "`instruction`", "Model is Apache-2.0."]:
+        assert bit in text
