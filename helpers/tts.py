@@ -9,7 +9,7 @@ Two engines ship with the course and load offline (see ``MODELS.md``):
 Everything goes through :class:`TTS`::
 
     tts = TTS(speed=1.0)
-    clip = tts.synthesize("Hello there.", "espeak:en-gb+f2")
+    clip = tts.synthesize("Hello there.", "espeak:en+f2")
     batch = tts.synthesize_batch(texts, assign_voices(len(texts), mode="random", seed=0))
     print(batch.report())
 
@@ -56,12 +56,12 @@ class Voice:
     """One voice in the catalogue.
 
     Attributes:
-        name: the id used everywhere (``"piper-joe"``, ``"espeak:en-gb+f2"``).
+        name: the id used everywhere (``"piper-joe"``, ``"espeak:en+f2"``).
         engine: ``"piper"`` or ``"espeak"``.
         gender: ``"male"`` or ``"female"``.
         accent: a short accent tag (``"US"``, ``"GB"``, ``"Scottish"``, ...).
         spec: what the engine needs: a bundled model name or path (Piper), or an espeak-ng
-            voice string such as ``"en-gb+f2"``.
+            voice string such as ``"en-us+f3"``.
         pitch: espeak-ng base pitch 0..99 (``None`` keeps the variant's own).
         description: one line for learners.
     """
@@ -80,19 +80,22 @@ def _espeak(voice: str, gender: str, accent: str, description: str, pitch: int |
 
 
 #: The voices this course can use offline, by name. espeak-ng ``+mN`` variants are male
-#: and ``+fN`` female (the variant files in ``espeak-ng-data/voices/!v`` say so).
+#: and ``+fN`` female (the variant files in ``espeak-ng-data/voices/!v`` say so). Careful:
+#: espeak-ng silently ignores a variant on a *language* alias such as ``en-gb+f2`` (it speaks
+#: plain ``en-gb``), so British voices use the voice name ``en``; a unit test checks that every
+#: catalogue voice sounds different.
 CATALOGUE: dict[str, Voice] = {
     v.name: v
     for v in [
         Voice("piper-joe", "piper", "male", "US", "piper-joe", None, "Piper en_US-joe-medium, neural"),
         _espeak("en-us+m1", "male", "US", "espeak-ng American, male variant 1"),
         _espeak("en-us+m3", "male", "US", "espeak-ng American, male variant 3"),
-        _espeak("en-gb+m2", "male", "GB", "espeak-ng British, male variant 2"),
+        _espeak("en+m2", "male", "GB", "espeak-ng British (voice \"en\"), male variant 2"),
         _espeak("en-gb-scotland+m4", "male", "Scottish", "espeak-ng Scottish, male variant 4"),
         _espeak("en-029+m7", "male", "Caribbean", "espeak-ng Caribbean, male variant 7"),
         _espeak("en-us+f1", "female", "US", "espeak-ng American, female variant 1"),
         _espeak("en-us+f3", "female", "US", "espeak-ng American, female variant 3"),
-        _espeak("en-gb+f2", "female", "GB", "espeak-ng British, female variant 2"),
+        _espeak("en+f2", "female", "GB", "espeak-ng British (voice \"en\"), female variant 2"),
         _espeak("en-gb-x-rp+f4", "female", "GB (RP)", "espeak-ng Received Pronunciation, female variant 4"),
         _espeak("en-gb-scotland+f5", "female", "Scottish", "espeak-ng Scottish, female variant 5"),
         _espeak("en-us-nyc+f2", "female", "US (NYC)", "espeak-ng New York City, female variant 2"),
