@@ -1,0 +1,228 @@
+"""Unit tests for helpers.dedup (no models needed except the one marked test)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.dedup import (EDIT_KINDS, band_collisions, clustered_embeddings, connected_labels,
+                           copy_recall_by_kind, embedding_dedup, exact_dedup, greedy_keep, group_outcome,
+                           jaccard_pairs, keep_one_per_group, lsh_params, minhash_dedup, minhash_signatures,
+                           normalize_text, pair_precision_recall, pair_recall, pairs_precision_recall,
+                           plant_near_duplicates, s_curve, shingles, similar_pairs_clustered,
+                           similar_pairs_exact, sweep_thresholds)
+
+TEXTS = [
+    "Write a short poem about the sea and the wind at night.",
+    "Explain how a hash table handles collisions, with an example in Python.",
+    "What are three good habits for learning a new language quickly?",
+    "Summarize the causes of the French Revolution in five bullet points.",
+    "Give me a recipe for a vegetarian lasagna that serves four people.",
+    "How do I reverse a linked list in C without using recursion?",
+    "Describe the water cycle for a ten year old child.",
+    "List the planets of the solar system in order from the sun.",
+]
+
+
+def test_normalize_text_folds_case_space_punct_and_unicode():
+    assert normalize_text("  Hello,\tWORLD!! ") == "hello world"
+    assert normalize_text("ﬁne") == "fine"  # NFKC ligature
+    assert normalize_text(None) == "" and normalize_text(42) == "42"
+    assert normalize_text("Hi!", strip_punctuation=False) == "hi!"
+
+
+def test_exact_dedup_keeps_one_per_group_and_counts_empty():
+    texts = ["Hello world", "hello   WORLD!", "other text", "", "  ", None, "Other text."]
+    r = exact_dedup(texts)
+    assert r.keep.tolist() == [True, False, True, True, False, False, False]
+    assert r.stats["empty"] == 3
+    assert r.n_removed == 4
+    assert sorted(map(sorted, (g.tolist() for g in r.groups()))) == [[0, 1], [2, 6], [3, 4, 5]]
+    raw = exact_dedup(texts[:2], normalize=False)
+    assert raw.keep.tolist() == [True, True]
+
+
+def test_keep_one_per_group_respects_priority():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    assert keep_one_per_group(labels).tolist() == [True, False, True, False, False, True]
+    pr = np.array([1, 5, 0, 9, 9, 0])
+    assert keep_one_per_group(labels, pr).tolist() == [False, True, False, True, False, True]
+
+
+def test_greedy_vs_components_on_a_chain():
+    pairs = np.array([[0, 1], [1, 2]])  # 0~1~2 but 0 and 2 are not duplicates
+    comp = keep_one_per_group(connected_labels(3, pairs))
+    assert comp.tolist() == [True, False, False]
+    greedy = greedy_keep(3, pairs)
+    assert greedy.tolist() == [True, False, True]
+    # components: exactly one survivor per connected group (the chain is one group)
+    assert comp.sum() == 1
+    # greedy: no two kept rows are duplicates, and every removed row has a kept duplicate
+    for i, j in pairs:
+        assert not (greedy[i] and greedy[j])
+    assert greedy[0] and greedy[2] and not greedy[1]
+
+
+def test_shingles_char_and_word():
+    assert shingles("abc", k=5) == {"abc"}
+    assert shingles("", k=5) == set()
+    assert shingles("Hello World", k=5, unit="char") >= {"hello", "o wor"}
+    assert shingles("a b c d", k=2, unit="word") == {"a b", "b c", "c d"}
+    with pytest.raises(ValueError):
+        shingles("x", unit="bytes")
+
+
+def test_s_curve_shape():
+    b, r = 20, 5
+    assert s_curve(0.0, b, r) == 0.0 and s_curve(1.0, b, r) == pytest.approx(1.0)
+    s = np.linspace(0, 1, 101)
+    p = s_curve(s, b, r)
+    assert np.all(np.diff(p) >= 0)
+    mid = (1 / b) ** (1 / r)
+    assert s_curve(mid - 0.2, b, r) < 0.3 < 0.8 < s_curve(mid + 0.2, b, r)
+
+
+def test_lsh_params_are_tighter_for_higher_thresholds():
+    b_lo, r_lo = lsh_params(0.3, 128)
+    b_hi, r_hi = lsh_params(0.9, 128)
+    assert b_lo * r_lo <= 128 and b_hi * r_hi <= 128
+    assert r_hi > r_lo
+
+
+def test_band_collisions_match_s_curve_on_average():
+    rng = np.random.default_rng(0)
+    # pairs of sets with Jaccard exactly 0.5: 60 shared + 20 + 20 own elements -> 60/100 = 0.6
+    texts = []
+    for i in range(150):
+        shared = [f"s{i}_{k}" for k in range(60)]
+        texts.append(" ".join(shared + [f"a{i}_{k}" for k in range(20)]))
+        texts.append(" ".join(shared + [f"b{i}_{k}" for k in range(20)]))
+    mhs, empty = minhash_signatures(texts, num_perm=128, k=1, unit="word")
+    pairs = np.array([[2 * i, 2 * i + 1] for i in range(150)])
+    jac = jaccard_pairs(texts, pairs, k=1, unit="word")
+    assert np.allclose(jac, 0.6)
+    hit = band_collisions(mhs, pairs, 16, 4).mean()
+    assert abs(hit - s_curve(0.6, 16, 4)) < 0.12
+    del rng
+
+
+def test_minhash_dedup_finds_edits_and_skips_empty():
+    texts = TEXTS + [TEXTS[0].upper(), TEXTS[1].replace("hash table", "hash  table ") + " Thanks!", "", ""]
+    r = minhash_dedup(texts, threshold=0.5)
+    assert r.stats["empty"] == 2
+    assert not r.keep[8] and not r.keep[9]
+    assert r.keep[:8].all()
+    assert r.keep[10] and r.keep[11]  # empty texts are never matched by MinHash
+    assert r.labels[8] == r.labels[0] and r.labels[9] == r.labels[1]
+
+
+def test_exact_search_matches_brute_force():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    x[150:160] = x[:10] + 0.05 * rng.standard_normal((10, 16)).astype(np.float32)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = xn @ xn.T
+    iu = np.triu_indices(300, 1)
+    want = {(i, j) for i, j in zip(*iu) if sim[i, j] >= 0.8}
+    pairs, sims = similar_pairs_exact(x, 0.8, block=64)
+    assert {tuple(p) for p in pairs.tolist()} == want
+    assert np.all(sims >= 0.8)
+    qp, _ = similar_pairs_exact(x[:10], 0.99, other=x)
+    assert {(i, i) for i in range(10)} <= {tuple(p) for p in qp.tolist()}
+
+
+def test_clustered_search_has_high_recall_and_no_false_pairs():
+    x, src = clustered_embeddings(6000, dim=64, seed=3)
+    exact, _ = similar_pairs_exact(x, 0.9)
+    found, sims, st = similar_pairs_clustered(x, 0.9, n_probe=3, return_stats=True)
+    assert pair_recall(found, exact, len(x)) >= 0.95
+    assert {tuple(p) for p in found.tolist()} <= {tuple(p) for p in exact.tolist()}
+    assert st["comparison_fraction"] < 0.5
+    dup = np.flatnonzero(src != np.arange(len(x)))
+    assert len(dup) == 600
+
+
+def test_embedding_dedup_keeps_one_per_group_and_handles_bad_rows():
+    x, src = clustered_embeddings(2000, dim=32, seed=0, dup_noise=(0.05, 0.1))
+    x[5] = 0.0
+    x[6] = np.nan
+    for search in ("exact", "clustered"):
+        r = embedding_dedup(x, 0.95, search=search, n_probe=2) if search == "clustered" \
+            else embedding_dedup(x, 0.95, search=search)
+        assert r.stats["bad_rows"] == 2
+        assert r.keep[5] and r.keep[6]
+        out = group_outcome(r.keep, src)
+        assert out["none"] == 0  # never drops every member of a group
+        assert out["exactly_one"] >= 0.9 * out["groups"]
+        kept_per_label = np.bincount(r.labels, weights=r.keep.astype(float))
+        assert np.all(kept_per_label[np.unique(r.labels)] == 1)  # one representative per group
+    g = embedding_dedup(x, 0.95, keep="greedy")
+    assert g.n_removed <= r.n_removed + 5
+    with pytest.raises(ValueError):
+        embedding_dedup(x, 0.9, search="magic")
+
+
+def test_plant_near_duplicates_ground_truth():
+    p = plant_near_duplicates(TEXTS + ["", "   "], n_sources=5, copies=2, seed=0)
+    assert len(p) == 10 + 10 and p.n_planted == 10
+    for i, k in enumerate(p.kind):
+        if k == "original":
+            assert p.source[i] == i
+        else:
+            s = p.source[i]
+            assert p.kind[s] == "original" and p.group[s] == p.group[i]
+            assert p.texts[s].strip()  # empty texts are never sources
+            assert all(e in EDIT_KINDS for e in k.split("+"))
+    assert plant_near_duplicates(TEXTS, 3, seed=1).texts == plant_near_duplicates(TEXTS, 3, seed=1).texts
+    with pytest.raises(ValueError):
+        plant_near_duplicates(TEXTS, 3, kinds=["rot13"])
+
+
+def test_each_edit_changes_text_but_keeps_it_close():
+    for kind in EDIT_KINDS:
+        p = plant_near_duplicates(TEXTS, n_sources=8, copies=1, kinds=[kind], max_edits=1, seed=2)
+        copies = [i for i, k in enumerate(p.kind) if k != "original"]
+        changed = sum(p.texts[i] != p.texts[p.source[i]] for i in copies)
+        assert changed >= 6, kind
+        if kind in ("case", "whitespace", "punctuation"):
+            r = exact_dedup(p.texts)
+            rec = copy_recall_by_kind(r.labels, p)
+            assert rec[kind] >= 0.85, (kind, rec)
+
+
+def test_pair_precision_recall_counts_pairs():
+    truth = np.array([0, 0, 0, 1, 2])
+    assert pair_precision_recall(truth, truth)["f1"] == 1.0
+    pred = np.array([0, 0, 1, 1, 2])  # finds (0,1), wrongly (2,3), misses (0,2), (1,2)
+    m = pair_precision_recall(pred, truth)
+    assert (m["tp_pairs"], m["pred_pairs"], m["true_pairs"]) == (1, 2, 3)
+    assert m["precision"] == 0.5 and m["recall"] == pytest.approx(1 / 3)
+    raw = pairs_precision_recall(np.array([[0, 1], [2, 3]]), truth)
+    assert raw["precision"] == 0.5
+
+
+def test_sweep_thresholds_monotone():
+    truth = np.array([0, 0, 1, 1, 2, 3])
+    pairs = np.array([[0, 1], [2, 3], [4, 5], [1, 2]])
+    scores = np.array([0.95, 0.85, 0.75, 0.65])
+    rows = sweep_thresholds(6, pairs, scores, truth, [0.6, 0.7, 0.8, 0.9])
+    rec = [r["recall"] for r in rows]
+    assert rec == sorted(rec, reverse=True)
+    assert rows[-1]["precision"] == 1.0 and rows[-1]["removed"] == 1
+    assert rows[0]["removed"] == 4  # components {0,1,2,3} and {4,5}
+
+
+def test_group_outcome_flags_lost_groups():
+    truth = np.array([0, 0, 1, 1, 2])
+    assert group_outcome(np.array([True, False, False, False, True]), truth)["none"] == 1
+    assert group_outcome(np.array([True, False, True, True, False]), truth) == {
+        "groups": 2, "exactly_one": 1, "several": 1, "none": 0, "wrongly_removed_singletons": 1}
+
+
+@pytest.mark.models
+def test_embedding_dedup_with_minilm():
+    from helpers.embeddings import Embedder
+
+    emb = Embedder.load("minilm", device="cpu")
+    texts = TEXTS + [TEXTS[2].lower(), "   ", "Write a short poem about the sea and the wind at night!!"]
+    r = embedding_dedup(emb.encode(texts), 0.9)
+    assert not r.keep[8] and not r.keep[10] and r.keep[:8].all()
