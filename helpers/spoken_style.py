@@ -124,7 +124,8 @@ _UNITS = {  # symbol: (singular, plural)
     "Hz": ("hertz", "hertz"), "kHz": ("kilohertz", "kilohertz"), "MHz": ("megahertz", "megahertz"),
     "GHz": ("gigahertz", "gigahertz"), "W": ("watt", "watts"), "kW": ("kilowatt", "kilowatts"),
     "kWh": ("kilowatt hour", "kilowatt hours"), "V": ("volt", "volts"), "mAh": ("milliamp hour", "milliamp hours"),
-    "px": ("pixel", "pixels"), "\u00b0C": ("degree Celsius", "degrees Celsius"),
+    "px": ("pixel", "pixels"), "mhz": ("megahertz", "megahertz"), "ghz": ("gigahertz", "gigahertz"),
+    "khz": ("kilohertz", "kilohertz"), "gb": ("gigabyte", "gigabytes"), "tb": ("terabyte", "terabytes"), "\u00b0C": ("degree Celsius", "degrees Celsius"),
     "\u00b0F": ("degree Fahrenheit", "degrees Fahrenheit"), "\u00b0": ("degree", "degrees"),
 }
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
@@ -387,7 +388,8 @@ _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
 
 def _prepare(text: str) -> str:
     """Undo markdown escapes (``\\_`` -> ``_``), drop invisible characters, map full-width forms to ASCII."""
-    text = _INVISIBLE.sub("", _ESCAPED.sub(r"\1", text))
+    text = _INVISIBLE.sub("", _ESCAPED.sub(r"\1", text)).replace("\u2010", "-").replace("\u2011", "-")
+    text = re.sub(r"\s+--+\s+|(?<=\w)--(?=\w)", ", ", text)  # "a -- b" is a pause
     return "".join(chr(ord(c) - 0xFEE0) if 0xFF01 <= ord(c) <= 0xFF5E else c for c in text)
 
 
@@ -582,6 +584,9 @@ class SpokenRewriter:
                     bm = _BULLET.match(lines[i])
                     if bm and (bm.group(1) is not None) == numbered:
                         items.append(bm.group(2).strip())
+                    elif (items and lines[i].strip() and not bm and not _FENCE.match(lines[i])
+                          and (lines[i][:1].isspace() or lines[i].lstrip()[:1].islower())):
+                        items[-1] += " " + lines[i].strip()  # a wrapped item continues on the next line
                     elif not (not lines[i].strip() and i + 1 < n and (bm2 := _BULLET.match(lines[i + 1]))
                               and (bm2.group(1) is not None) == numbered):
                         break

@@ -48,6 +48,7 @@ def spoken(text: str, **kw) -> str:
     ("1 kg", "one kilogram"),
     ("30\u00b0C", "thirty degrees Celsius"),
     ("16 GB of RAM", "sixteen gigabytes of RAM"),
+    ("a 1mhz clock", "a one megahertz clock"),
     ("2 + 3 = 5", "two plus three equals five"),
     ("10 - 3", "ten minus three"),
     ("6 / 3", "six divided by three"),
@@ -94,6 +95,9 @@ def test_markdown_lists_headings_tables() -> None:
     assert spoken("Use `print()` and `my_var`.") == "Use print and my var."
     assert spoken(r"Use my\_var and \*stars\*") == "Use my var and stars"
     assert spoken("first line\ncontinues here\nNew sentence") == "first line continues here. New sentence"
+    assert spoken("1. How is UNIX more secure than\nother systems? Explain.") == \
+        "How is UNIX more secure than other systems? Explain."
+    assert spoken("slow -- and nice, Coca\u2011Cola") == "slow, and nice, Coca-Cola"
 
 
 def test_large_table_rejected() -> None:
