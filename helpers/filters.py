@@ -180,6 +180,23 @@ def unclosed_code_filter() -> Filter:
     return Filter("unclosed_code", check, "odd number of ``` fences (cut off inside code)")
 
 
+def broken_json_filter() -> Filter:
+    """A reply that starts like JSON (``{`` or ``[``) but does not parse: malformed or cut-off model output."""
+    import json
+
+    def check(prompt: str, response: str) -> str | None:
+        text = response.strip()
+        if not text.startswith(("{", "[")):
+            return None
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            return f"starts like JSON but does not parse ({err.msg})"
+        return None
+
+    return Filter("broken_json", check, "starts like JSON but does not parse")
+
+
 def prompt_echo_filter(min_chars: int = 20) -> Filter:
     """The response only repeats the prompt."""
 
@@ -285,6 +302,7 @@ def default_filters(min_words: int = 3, max_chars: int = 6000, min_latin: float 
         too_long_filter(max_chars),
         script_filter(min_latin),
         unclosed_code_filter(),
+        broken_json_filter(),
         repetition_filter(),
         symbol_filter(),
         prompt_echo_filter(),

@@ -31,6 +31,7 @@ def test_good_row_is_kept():
     ("word " * 3000, "too_long"),
     ("Фотосинтез — это процесс, при котором растения превращают свет в энергию.", "non_latin"),
     ("Here is the code:\n```python\nprint('hi')\n", "unclosed_code"),
+    ('{"answer": "the capital is', "broken_json"),
     ("\n".join(["Plants make sugar from light."] * 8), "repetition"),
     ("I'm sorry, but I cannot help with that request about plants.", "overused_phrase"),
     ("As an AI language model, I think photosynthesis is how plants make food.", "overused_phrase"),
@@ -107,3 +108,9 @@ def test_phrase_matcher_families_and_openings():
 def test_default_chain_names_unique():
     names = [f.name for f in default_filters()]
     assert len(names) == len(set(names))
+
+
+def test_code_is_not_shouting_or_symbols():
+    code = "Use this:\n```python\nif a != b and not (c or d): print('!!!!!!')\n```\nIt prints when they differ."
+    assert removed_by(code) is None
+    assert removed_by('{"answer": "Paris is the capital of France"}') is None
