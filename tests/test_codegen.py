@@ -1,0 +1,224 @@
+"""Unit tests for helpers.codegen (a scripted fake LM stands in for the model; one test uses the real one)."""
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pytest
+
+from helpers import codegen as C
+from helpers.generation import Generation, GenerationStats
+from helpers.sandbox import Sandbox, SandboxResult
+
+
+class FakeLM:
+    """Replies from a function of the last user message (deterministic, no model)."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.calls: list = []
+        self.last_stats = GenerationStats(seconds=1.0, new_tokens=10)
+
+    def chat(self, convs, **kwargs):
+        convs = list(convs)
+        self.calls.append(convs)
+        out = []
+        for c in convs:
+            msgs = [{"role": "user", "content": c}] if isinstance(c, str) else list(c)
+            out.append(Generation(self.reply(msgs), 10, 10, "stop"))
+        return out
+
+
+@pytest.fixture(scope="module")
+def box():
+    return Sandbox()
+
+
+# ---------------------------------------------------------------------- pass@k
+def brute_pass_at_k(n, c, k):
+    """Probability that a random k-subset of n samples (c correct) contains a correct one."""
+    subsets = list(combinations(range(n), k))
+    return sum(any(i < c for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n,c,k", [(5, 0, 1), (5, 1, 1), (5, 2, 2), (6, 3, 4), (10, 1, 5), (4, 4, 2), (7, 5, 3)])
+def test_pass_at_k_matches_brute_force(n, c, k):
+    assert math.isclose(C.pass_at_k(n, c, k), brute_pass_at_k(n, c, k), rel_tol=1e-9)
+
+
+def test_pass_at_k_simple_values_and_errors():
+    assert C.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert C.pass_at_k(200, 0, 100) == 0.0
+    assert C.pass_at_k(3, 2, 2) == 1.0
+    with pytest.raises(ValueError):
+        C.pass_at_k(3, 4, 1)
+    with pytest.raises(ValueError):
+        C.pass_at_k(3, 1, 4)
+
+
+# ---------------------------------------------------------------------- parsing
+def test_topics_file_is_ours_and_usable():
+    topics = C.load_topics()
+    assert len(topics) >= 20 and all(t["topic"] and t["hint"] for t in topics)
+    prompts = C.problem_prompts(topics, 5, seed=3)
+    assert len(prompts) == 5 and all(p["hint"] in p["prompt"] for p in prompts)
+    assert prompts == C.problem_prompts(topics, 5, seed=3)
+
+
+def test_parse_problem():
+    p, why = C.parse_problem("`def digit_sum(n: int) -> int:`\nReturn the sum of the digits of n.", "t", "h")
+    assert why is None and p.entry_point == "digit_sum" and p.signature == "def digit_sum(n: int) -> int:"
+    assert C.parse_problem("", "t", "h") == (None, "empty")
+    assert C.parse_problem("Write a function that adds numbers.")[1] == "no signature"
+    assert C.parse_problem("def function_name(x):")[1] == "placeholder name"
+
+
+REPLY = """Here you go:
+```python
+def add(a, b):
+    return a + b
+
+if __name__ == "__main__":
+    print(add(1, 2))
+```
+Tests:
+```python
+assert add(1, 2) == 3
+assert add(-1, 1) == 0
+print("ok")
+```"""
+
+
+def test_split_reply_separates_function_and_tests():
+    sol, tests, err = C.split_reply(REPLY, "add")
+    assert err is None
+    assert "def add" in sol and "assert" not in sol and "__main__" not in sol
+    assert tests == ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
+
+
+@pytest.mark.parametrize("reply,reason", [
+    ("I cannot do that.", "no_code"),
+    ("```python\ndef other():\n    return 1\n```", "no_code"),
+    ("```python\ndef add(a, b):\n    return a + b\n```", "no_tests"),
+    ("", "no_code"),
+])
+def test_split_reply_failures(reply, reason):
+    assert C.split_reply(reply, "add")[2] == reason
+
+
+def test_split_reply_unclosed_block_and_asserts_inside_main():
+    reply = "```python\ndef add(a, b):\n    return a + b\nif __name__ == '__main__':\n    assert add(2, 2) == 4\n"
+    sol, tests, err = C.split_reply(reply, "add")
+    assert err is None and tests == ["assert add(2, 2) == 4"]
+
+
+def test_instrumented_assert_reports_the_value(box):
+    prog = C.test_program(["assert add(2, 2) == 5"])
+    r = box.run_python(prog, files={"solution.py": "def add(a, b):\n    return a + b\n"})
+    assert r.status == "failed" and r.error_type == "AssertionError" and "got 4" in r.stderr
+    assert C.instrument_test("assert (x") == "assert (x"  # unparsable lines are kept as they are
+
+
+@pytest.mark.parametrize("solution,kind", [
+    ("def add(a, b):\n    return a + b\n", None),
+    ("def add(a, b):\n    return a - b\n", "assertion"),
+    ("def add(a, b)\n    return a + b\n", "syntax"),
+    ("def add(a, b):\n    return a + c\n", "exception"),
+    ("def add(a, b):\n    while True:\n        pass\n", "timeout"),
+])
+def test_failure_kinds_from_real_runs(box, solution, kind):
+    (res, perr), = C.run_attempts(box, [(solution, ["assert add(1, 2) == 3"], None)])
+    assert C.failure_kind(res, perr) == kind
+
+
+# ---------------------------------------------------------------------- the loop, with a scripted model
+def test_feedback_loop_revises_until_pass(box):
+    def reply(msgs):
+        last = msgs[-1]["content"]
+        if "failed (" in last:  # a feedback turn: fix it
+            return "```python\ndef double(x):\n    return 2 * x\n```\n```python\nassert double(3) == 6\n```"
+        if "`double`" in last:
+            return "```python\ndef double(x):\n    return x + x + 1\n```\n```python\nassert double(3) == 6\n```"
+        return "```python\ndef broken(:\n```\n```python\nassert broken() == 1\n```"
+
+    lm = FakeLM(reply)
+    probs = [C.Problem("t", "h", "Double a number.", "double", "def double(x):"),
+             C.Problem("t", "h", "Broken.", "broken", "def broken():")]
+    run = C.solve_with_feedback(lm, probs, box, rounds=2, progress=False)
+    tab = run.table()
+    assert list(tab["pass_rate"]) == [0.0, 0.5, 0.5]
+    assert tab.loc[0, "assertion"] == 1 and tab.loc[0, "syntax"] == 1
+    assert run.items[0].rounds_to_pass == 1 and not run.items[1].passed
+    # the revision saw the error message with the returned value
+    fb = lm.calls[1][0][-1]["content"]
+    assert "got 7" in fb
+    rows = C.verified_rows(run, model="fake")
+    assert len(rows) == 1 and rows[0]["entry_point"] == "double" and rows[0]["rounds_to_pass"] == 1
+
+
+@pytest.mark.skipif(Sandbox().node is None, reason="node is not installed")
+def test_translation_to_javascript_runs_under_node(box):
+    good = ("```javascript\nfunction double(x) { return 2 * x; }\nconst assert = require('assert');\n"
+            "assert.deepStrictEqual(double(3), 6);\n```")
+    bad = "```javascript\nfunction double(x) { return 3 * x; }\nassert.deepStrictEqual(double(3), 6);\n```"
+    item = C.CodeItem(C.Problem("t", "h", "Double.", "double", "def double(x):"),
+                      [C.Attempt(0, "", "def double(x):\n    return 2 * x\n", ["assert double(3) == 6"], None, "", "passed")])
+    out = C.translate_to_javascript(FakeLM(lambda m: good), [item], box, progress=False)
+    assert out[0]["passed"] and out[0]["failure"] is None
+    out = C.translate_to_javascript(FakeLM(lambda m: bad), [item], box, progress=False)
+    assert not out[0]["passed"] and out[0]["failure"] == "assertion"
+    out = C.translate_to_javascript(FakeLM(lambda m: "no idea"), [item], box, progress=False)
+    assert out[0]["failure"] == "no_code"
+
+
+# ---------------------------------------------------------------------- HumanEval
+def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail(box):
+    probs = C.humaneval_subset(4)
+    assert len({p["task_id"] for p in probs}) == 4
+    right = [C.humaneval_program(p, p["canonical_solution"]) for p in probs]
+    wrong = [C.humaneval_program(p, "    return None\n") for p in probs]
+    assert all(r.ok for r in box.run_many(right))
+    assert not any(r.ok for r in box.run_many(wrong))
+
+
+def test_evaluate_humaneval_with_a_perfect_and_a_useless_model(box):
+    probs = C.humaneval_subset(2)
+    canon = {p["prompt"]: p for p in probs}
+
+    def perfect(msgs):
+        for prompt, p in canon.items():
+            if prompt in msgs[-1]["content"]:
+                return "```python\n" + p["prompt"] + p["canonical_solution"] + "\n```"
+        return ""
+
+    res = C.evaluate_humaneval(FakeLM(perfect), probs, box, n_samples=2, ks=(1, 2), progress=False)
+    assert res["pass@k"] == {"pass@1": 1.0, "pass@2": 1.0}
+    res = C.evaluate_humaneval(FakeLM(lambda m: "```python\npass\n```"), probs, box, n_samples=2, ks=(1,),
+                               progress=False)
+    assert res["pass@k"]["pass@1"] == 0.0 and sum(res["failures"].values()) == 4
+
+
+def test_dataset_is_saved_with_a_card(tmp_path):
+    rows = [{"topic": "t", "problem": "p", "entry_point": "f", "solution": "def f(): pass", "tests": "assert f() is None",
+             "n_tests": 1, "rounds_to_pass": 0, "javascript": "", "javascript_passed": False, "model": "m"}]
+    card = C.dataset_card(rows, model="m", n_problems=2, rounds=2, js_survived=0)
+    ds = C.save_dataset(rows, tmp_path / "ds", card=card)
+    assert len(ds) == 1 and (tmp_path / "ds" / "README.md").read_text().startswith("---")
+    from datasets import load_from_disk
+
+    assert load_from_disk(str(tmp_path / "ds"))[0]["entry_point"] == "f"
+
+
+@pytest.mark.models
+def test_real_model_writes_a_passing_solution(box):
+    from helpers.generation import LM
+    from helpers.models import REGISTRY
+
+    if not REGISTRY["qwen-coder-0.5b"].available():
+        pytest.skip("qwen-coder-0.5b is not installed")
+    lm = LM.load("qwen-coder-0.5b")
+    prob = C.Problem("numbers", "", "`def digit_sum(n: int) -> int:` Return the sum of the decimal digits of "
+                     "the non-negative integer n.", "digit_sum", "def digit_sum(n: int) -> int:")
+    run = C.solve_with_feedback(lm, [prob], box, rounds=1, max_new_tokens=200, temperature=0.0, progress=False)
+    assert run.items[0].attempts[0].failure in (None, *C.FAILURES)
+    assert run.items[0].passed, run.items[0].attempts[-1].error
