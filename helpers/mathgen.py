@@ -39,7 +39,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 __all__ = [
-    "Problem", "TEMPLATES", "make_problem", "make_problems", "format_number", "cot_prompt",
+    "Problem", "TEMPLATES", "make_problem", "make_problems", "format_number", "cot_prompt", "Samples",
+    "sample_chains",
     "Extraction", "parse_number", "extract_answer", "is_correct", "Grade", "grade_chains",
     "RejectionResult", "rejection_sample", "Vote", "majority_vote", "vote_curve", "pass_at_k",
     "bootstrap_ci", "save_verified_dataset",
@@ -356,6 +357,86 @@ def cot_prompt(problem: Problem | str, *, example: Problem | None = None) -> str
         parts.append(f"Example problem: {example.question}\nExample solution:\n{example.reference_solution()}")
     parts.append(f"Problem: {q}")
     return "\n\n".join(parts)
+
+
+@dataclass
+class Samples:
+    """``k`` sampled chains per problem: ``texts[i][j]`` is sample ``j`` of problem ``i``."""
+
+    texts: list[list[str]]
+    truncated: list[list[bool]]
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Problem | None = None,
+                  max_new_tokens: int = 256, temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
+                  batch_size: int | None = None, folder: str | Path | None = None, shard_size: int = 8,
+                  progress: bool = True) -> Samples:
+    """Sample ``k`` chains of thought per problem with ``lm.chat`` (a :class:`helpers.generation.LM`).
+
+    Each problem's prompt is repeated ``k`` times inside one batched call, so the samples
+    differ only by sampling (``temperature > 0``). With ``folder``, the work runs as a
+    :class:`helpers.jobs.ResumableJob` of ``shard_size`` problems per shard: an interrupted
+    run resumes where it stopped, and a finished one is read back without generating.
+    """
+    import time
+
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    if temperature <= 0 and k > 1:
+        raise ValueError("k > 1 samples need temperature > 0, or all k would be identical")
+    by_id = {p.id: i for i, p in enumerate(problems)}
+    if len(by_id) != len(problems):
+        raise ValueError("problem ids must be unique")
+    stats = {"tokens": 0, "seconds": 0.0}
+
+    def run(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        probs = [problems[by_id[it["id"]]] for it in batch]
+        convs = [cot_prompt(p, example=example) for p in probs for _ in range(k)]
+        t0 = time.perf_counter()
+        gens = lm.chat(convs, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                       seed=seed + by_id[batch[0]["id"]], batch_size=batch_size, progress=False)
+        stats["seconds"] += time.perf_counter() - t0
+        rows = []
+        for n, g in enumerate(gens):
+            stats["tokens"] += g.new_tokens
+            rows.append({"id": probs[n // k].id, "sample": n % k, "text": g.text,
+                         "truncated": g.finish_reason == "length", "new_tokens": g.new_tokens})
+        return rows
+
+    items = [{"id": p.id} for p in problems]
+    if folder is None:
+        rows: list[dict[str, Any]] = []
+        from tqdm.auto import tqdm
+
+        for start in tqdm(range(0, len(items), shard_size), disable=not progress, desc=f"{k} samples/problem"):
+            rows += run(items[start:start + shard_size])
+    else:
+        from .jobs import ResumableJob
+
+        job = ResumableJob(folder, key="id", shard_size=shard_size,
+                           config={"model": getattr(lm, "name", "?"), "k": k, "max_new_tokens": max_new_tokens,
+                                   "temperature": temperature, "top_p": top_p, "seed": seed,
+                                   "example": example.question if example else None})
+        job.run(items, run, progress=progress, desc=f"{k} samples/problem")
+        rows = [r for r in job.rows() if r.get("id") in by_id]
+    texts = [[""] * k for _ in problems]
+    trunc = [[False] * k for _ in problems]
+    filled = [[False] * k for _ in problems]
+    for r in rows:
+        i, j = by_id[r["id"]], int(r["sample"])
+        texts[i][j], trunc[i][j], filled[i][j] = r["text"], bool(r["truncated"]), True
+    missing = sum(not f for row in filled for f in row)
+    if missing:
+        raise RuntimeError(f"{missing} samples are missing from the job's rows; delete {folder} and rerun")
+    if folder is not None and stats["seconds"] == 0.0:  # everything came from disk
+        stats["tokens"] = sum(int(r.get("new_tokens", 0)) for r in rows)
+    return Samples(texts, trunc, stats["tokens"], stats["seconds"])
 
 
 # =============================================================================== extraction

@@ -250,3 +250,43 @@ def test_save_verified_dataset(tmp_path):
     assert "unit-test" in card and "rows: 2" in card and "Caveats" in card
     empty = save_verified_dataset([], tmp_path / "empty", card={"generator": "x"})
     assert len(load_from_disk(str(empty / "data"))) == 0
+
+
+# ----------------------------------------------------------------------------- sampling (stub LM)
+class _StubLM:
+    """Stands in for helpers.generation.LM: answers with the problem's number + sample offset."""
+
+    name = "stub"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def chat(self, convs, **kw):
+        from helpers.generation import Generation
+
+        self.calls += 1
+        out = []
+        for n, c in enumerate(convs):
+            num = len(c) % 7
+            out.append(Generation(f"blah\n#### {num + n % 2}", 10, 5, "length" if n % 3 == 2 else "stop"))
+        return out
+
+
+def test_sample_chains_in_memory_and_resumable(tmp_path):
+    probs = make_problems(5, seed=0)
+    lm = _StubLM()
+    s = mg.sample_chains(lm, probs, 3, shard_size=2, progress=False)
+    assert len(s.texts) == 5 and all(len(r) == 3 for r in s.texts)
+    assert s.truncated[0] == [False, False, True]
+    assert s.new_tokens == 15 * 5
+    assert lm.calls == 3  # ceil(5 / 2) shards
+    folder = tmp_path / "job"
+    s1 = mg.sample_chains(lm, probs, 3, shard_size=2, folder=folder, progress=False)
+    calls = lm.calls
+    s2 = mg.sample_chains(lm, probs, 3, shard_size=2, folder=folder, progress=False)
+    assert lm.calls == calls  # second run read everything back from disk
+    assert s1.texts == s2.texts and s1.truncated == s2.truncated and s2.new_tokens == s1.new_tokens
+    with pytest.raises(ValueError):
+        mg.sample_chains(lm, probs, 3, temperature=0.0)
+    with pytest.raises(ValueError):
+        mg.sample_chains(lm, probs, 0)
