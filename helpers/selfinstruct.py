@@ -570,3 +570,83 @@ def write_dataset_card(folder: str | Path, *, title: str, summary: str, generato
     path = folder / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------- one round of the loop
+ATTRIBUTE_KEYS = tuple(ATTRIBUTE_FILES)
+
+
+def round_items(method: str, round_idx: int, n: int, rng: random.Random,
+                seeds: Sequence[Mapping[str, str]], machine: Sequence[Mapping[str, str]] = (),
+                attributes: Mapping[str, Sequence[str]] | None = None,
+                k_seed: int = 6, k_machine: int = 2) -> list[dict[str, Any]]:
+    """The ``n`` prompts of one bootstrapping round, as job items with a unique ``id``.
+
+    Each prompt shows ``k_seed`` human seeds plus ``k_machine`` instructions the loop made
+    earlier (none in round 0), as Self-Instruct does. With ``attributes`` every prompt also
+    gets one random topic, persona, difficulty and format. Attribute columns are always
+    present (empty strings for plain prompts) so the rows form one table.
+    """
+    items = []
+    for i in range(n):
+        examples = sample_examples(rng, seeds, k_seed, machine, k_machine)
+        attrs = sample_attributes(rng, attributes) if attributes else {}
+        item: dict[str, Any] = {"id": f"{method}-r{round_idx}-{i:05d}", "method": method, "round": round_idx,
+                                "conversation": fewshot_conversation(examples, attrs or None)}
+        item.update({k: attrs.get(k, "") for k in ATTRIBUTE_KEYS})
+        items.append(item)
+    return items
+
+
+def generate_replies(lm: Any, items: Sequence[Mapping[str, Any]], *, seed: int | None = None,
+                     **chat_kwargs: Any) -> list[dict[str, Any]]:
+    """Run ``lm.chat`` on the items' conversations; one row per item (ready for a job shard)."""
+    gens = lm.chat([it["conversation"] for it in items], seed=seed, progress=False, **chat_kwargs)
+    rows = []
+    for it, g in zip(items, gens):
+        row = {k: v for k, v in it.items() if k != "conversation"}
+        row.update(raw=g.text, truncated=g.finish_reason == "length", new_tokens=g.new_tokens)
+        rows.append(row)
+    return rows
+
+
+def shard_seed(base: int, items: Sequence[Mapping[str, Any]]) -> int:
+    """A seed that depends on the run seed and which items a shard holds (stable on resume)."""
+    import zlib
+
+    return (base * 1_000_003 + zlib.crc32(str(items[0]["id"]).encode())) % (2**31) if items else base
+
+
+# ---------------------------------------------------------------------------- comparing sets
+def diversity_table(texts: Mapping[str, Sequence[str]], embeddings: Mapping[str, np.ndarray], *,
+                    n: int | None = None, repeats: int = 20, seed: int = 0,
+                    threshold: float = 0.9) -> "Any":
+    """Diversity metrics per set, on equal-size random subsets (mean and std over ``repeats``).
+
+    distinct-n depends on how much text there is, so every set is cut to the same ``n``
+    items (default: the smallest set) before measuring; repeating the draw shows how much the
+    numbers move. Columns: ``distinct_1``, ``distinct_2``, ``mean_pairwise_cosine``,
+    ``near_dup_rate`` (mean) and the same with ``_std``.
+    """
+    import pandas as pd
+
+    from .diversity import diversity_report
+
+    n = n or min(len(v) for v in texts.values())
+    if n < 2:
+        raise ValueError(f"need at least 2 items per set, got sizes {[len(v) for v in texts.values()]}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, items in texts.items():
+        emb = embeddings[name]
+        reps = []
+        for _ in range(repeats if len(items) > n else 1):
+            idx = rng.choice(len(items), size=n, replace=False)
+            reps.append(diversity_report([items[i] for i in idx], emb[idx], threshold))
+        df = pd.DataFrame(reps)
+        row = {"method": name, "n": n}
+        for col in ("distinct_1", "distinct_2", "mean_pairwise_cosine", "near_dup_rate"):
+            row[col] = float(df[col].mean())
+            row[col + "_std"] = float(df[col].std(ddof=0))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")

@@ -5,6 +5,7 @@ import json
 import random
 import time
 
+import numpy as np
 import pytest
 
 from helpers import selfinstruct as si
@@ -229,3 +230,55 @@ def test_write_dataset_card(tmp_path):
     for bit in ["1K<n<10K", "# T", "smollm2-135m", "Write one.", "drops copies", "| rows | 1234 |",
                 "`instruction`", "Model is Apache-2.0."]:
         assert bit in text
+
+
+# ---------------------------------------------------------------------------- rounds and comparison
+class _FakeGen:
+    def __init__(self, text, reason="stop"):
+        self.text, self.finish_reason, self.new_tokens = text, reason, len(text.split())
+
+
+class _FakeLM:
+    """Stands in for helpers.generation.LM: echoes the last request's length."""
+
+    def chat(self, convs, **kwargs):
+        return [_FakeGen(f"Task number {len(c[-1]['content'])}.", "length" if k == 0 else "stop")
+                for k, c in enumerate(convs)]
+
+
+def test_round_items_and_generate_replies():
+    seeds, _ = si.load_seed_tasks()
+    attrs = si.load_attributes()
+    plain = si.round_items("plain", 0, 5, random.Random(0), seeds)
+    rand = si.round_items("randomized", 1, 5, random.Random(0), seeds, [{"instruction": "Made earlier."}],
+                          attrs, k_seed=3, k_machine=1)
+    assert [it["id"] for it in plain] == [f"plain-r0-{i:05d}" for i in range(5)]
+    assert all(it[k] == "" for it in plain for k in si.ATTRIBUTE_KEYS)
+    assert all(it[k] for it in rand for k in si.ATTRIBUTE_KEYS)
+    assert len(rand[0]["conversation"]) == 2 * 4 + 1
+    assert any(m["content"] == "Made earlier." for m in rand[0]["conversation"])
+    assert plain[0]["conversation"][-1]["content"] == si.REQUEST
+    rows = si.generate_replies(_FakeLM(), rand, seed=1)
+    assert len(rows) == 5 and "conversation" not in rows[0]
+    assert rows[0]["truncated"] and not rows[1]["truncated"] and rows[0]["topic"] == rand[0]["topic"]
+    json.dumps(rows)  # rows must be JSON-serialisable for job shards
+    assert si.shard_seed(0, rand[:2]) == si.shard_seed(0, rand[:2]) != si.shard_seed(0, rand[2:])
+    assert si.shard_seed(5, []) == 5
+
+
+def test_diversity_table_equal_size_and_direction():
+    rng = np.random.default_rng(0)
+    same = ["write a poem about the sea"] * 30
+    varied = [f"task {i} about topic {i * 7} with word{i}" for i in range(50)]
+    base = rng.normal(size=(1, 16))
+    emb_same = base + 0.01 * rng.normal(size=(30, 16))
+    emb_varied = rng.normal(size=(50, 16))
+    norm = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    df = si.diversity_table({"same": same, "varied": varied}, {"same": norm(emb_same), "varied": norm(emb_varied)},
+                            repeats=5)
+    assert (df["n"] == 30).all()
+    assert df.loc["varied", "distinct_2"] > df.loc["same", "distinct_2"]
+    assert df.loc["varied", "mean_pairwise_cosine"] < df.loc["same", "mean_pairwise_cosine"]
+    assert df.loc["same", "near_dup_rate"] == 1.0 and df.loc["same", "distinct_1_std"] == 0.0
+    with pytest.raises(ValueError):
+        si.diversity_table({"a": ["x"]}, {"a": norm(emb_same[:1])})
