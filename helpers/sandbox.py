@@ -199,7 +199,10 @@ def detect_isolation(refresh: bool = False) -> Isolation:
                      "NOT isolated: the network, the caller's files and processes of the same user, "
                      "world-writable folders such as /tmp; a program that calls setsid() can outlive "
                      "the run. Run as root (e.g. in a container) or use a container/VM for real isolation.")
-            _ISOLATION = Isolation("basic", False, False, False, False, notes)
+            own = os.geteuid() == 0 and shutil.which("setpriv") is not None
+            if own:  # root without namespaces: still drop to an unprivileged uid (NPROC needs that)
+                notes = (notes[0], notes[1].replace("the caller's files and processes of the same user, ", ""))
+            _ISOLATION = Isolation("basic", False, False, own, False, notes)
             warnings.warn("helpers.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
         return _ISOLATION
 
@@ -234,6 +237,7 @@ _BASIC_SCRIPT = (_COMMON + r"""
 cd "$W" || fail "cd"
 """ + _WRITE_FILES + r"""
 ulimit -p "$NPROC" 2>/dev/null
+if [ "$U" != "-" ]; then exec setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- "$@"; fi
 exec "$@"
 """) % {"marker": _SETUP_FAIL, "rc": _SETUP_RC}
 
@@ -353,7 +357,8 @@ class Sandbox:
         self.node = node or shutil.which("node") or shutil.which("nodejs")
         iso = detect_isolation()
         if isolation == "basic" and iso.mode != "basic":
-            iso = Isolation("basic", False, False, False, False, ("forced basic mode",))
+            iso = Isolation("basic", False, False, os.geteuid() == 0 and shutil.which("setpriv") is not None,
+                            False, ("forced basic mode",))
         self.isolation = iso
 
     # .................................................................. public API
@@ -423,26 +428,28 @@ class Sandbox:
                                      duration=time.perf_counter() - t0)
             pairs += [name, text]
         ns = self.isolation.mode == "namespaces"
+        uid = _next_uid() if self.isolation.own_user else None
         host = None
         try:
             if ns:
                 where = _fstab(int(lim.disk_mb))
             else:
                 host = tempfile.mkdtemp(prefix="sdw-sbx-")
+                if uid is not None:
+                    os.chown(host, uid, uid)
                 where = host
-            return self._launch(list(argv), where, pairs, lim, stdin, language, t0)
+            return self._launch(list(argv), where, pairs, lim, stdin, language, t0, uid)
         finally:
             if host:
                 shutil.rmtree(host, ignore_errors=True)
 
     # .................................................................. internals
     def _launch(self, argv: list[str], where: str, pairs: list[str], lim: Limits, stdin: str | bytes,
-                language: str, t0: float) -> SandboxResult:
+                language: str, t0: float, uid: int | None) -> SandboxResult:
         ns = self.isolation.mode == "namespaces"
-        uid = _next_uid() if ns else os.getuid()
         workdir = "/tmp" if ns else where
         env = dict(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
-        args = [where, str(uid), str(max(1, int(lim.cpu_seconds))), str(int(lim.memory_mb) * 1024),
+        args = [where, "-" if uid is None else str(uid), str(max(1, int(lim.cpu_seconds))), str(int(lim.memory_mb) * 1024),
                 str(int(lim.file_size_mb) * 2048),  # dash counts 512-byte blocks
                 str(int(lim.max_processes)), str(int(lim.max_open_files)), str(len(pairs) // 2), *pairs]
         if ns:

@@ -358,3 +358,20 @@ def test_many_runs_are_fast_and_independent(box):
     rate = len(res) / (time.perf_counter() - t0)
     assert [r.stdout.strip() for r in res] == [str(i * 2) for i in range(16)]
     assert rate > 3, f"only {rate:.1f} sandboxed runs/s (benchmarks/bench_sandbox.py measures properly)"
+
+
+def test_basic_mode_still_enforces_limits():
+    """Without namespaces (forced here), time, memory, file-size and process limits still hold."""
+    basic = Sandbox(LIMITS, isolation="basic")
+    assert basic.isolation.mode == "basic" and not basic.isolation.network
+    assert bounded(basic.run_python, "while True:\n    pass", timeout=1.0).status == "timed_out"
+    r = bounded(basic.run_python, "x = bytes(3 * 1024 ** 3)")
+    assert (r.status, r.reason) == ("limit_hit", "memory"), r
+    r = bounded(basic.run_python, "open('big', 'wb').write(b'x' * 8 * 2 ** 20)")
+    assert (r.status, r.reason) == ("limit_hit", "file size"), r
+    code = ("import os, time\nn = 0\nfor i in range(200):\n    try:\n        pid = os.fork()\n"
+            "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(2)\n        os._exit(0)\n"
+            "    n += 1\nprint(n)\n")
+    r = bounded(basic.run_python, code)
+    if basic.isolation.own_user or os.geteuid() != 0:  # RLIMIT_NPROC does not bind root itself
+        assert r.status == "passed" and int(r.stdout) < 200, r
