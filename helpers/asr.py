@@ -353,6 +353,7 @@ class ASR:
     def __init__(self, name: str, backend: str, model: Any, processor: Any = None, device: str = "cpu"):
         self.name, self.backend, self.model, self.processor, self.device = name, backend, model, processor, device
         self.last_stats: dict[str, Any] = {}
+        self.threads: int | None = None
         if backend == "transformers":
             gc = model.generation_config
             self.multilingual = bool(getattr(gc, "is_multilingual", False))
@@ -378,7 +379,9 @@ class ASR:
                 ``"faster-whisper"`` (CTranslate2; bundled names and CT2 folders).
             device: ``"cpu"``, ``"cuda"`` ...; default :func:`helpers.env.pick_device`.
             compute_type: faster-whisper only (``"int8"``, ``"float32"``, ``"float16"`` on GPU).
-            threads: CPU threads for faster-whisper (default: all cores).
+            threads: CPU threads (default: all cores for faster-whisper, torch's setting for
+                transformers). On a machine shared with other busy processes, ``threads=1`` can be
+                several times faster than oversubscribing the cores.
         """
         from .env import pick_device
 
@@ -400,7 +403,9 @@ class ASR:
                     f"so it was treated as a hub id or folder. Offline machines need a local folder. ({err})"
                 ) from err
             model.to(device).eval()
-            return cls(name, backend, model, processor, device)
+            obj = cls(name, backend, model, processor, device)
+            obj.threads = threads
+            return obj
         if backend in ("faster-whisper", "ct2"):
             from faster_whisper import WhisperModel
 
@@ -439,7 +444,15 @@ class ASR:
         t0 = time.perf_counter()
         pieces, owner, offsets, results, counts = _prepare_inputs(items, sample_rate, min(chunk_seconds, WINDOW_SECONDS))
         if self.backend == "transformers":
-            decoded = self._run_transformers(pieces, batch_size, timestamps, language, max_new_tokens, progress)
+            import torch
+
+            before = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(int(self.threads))
+            try:
+                decoded = self._run_transformers(pieces, batch_size, timestamps, language, max_new_tokens, progress)
+            finally:
+                torch.set_num_threads(before)
         else:
             decoded = self._run_faster_whisper(pieces, timestamps, language, progress)
         # stitch chunks back together
@@ -531,6 +544,14 @@ class ASR:
             procs.append(SuppressTokensAtBeginLogitsProcessor(gc.begin_suppress_tokens, begin_index, device=self.device))
         if timestamps:
             procs.append(WhisperTimeStampLogitsProcessor(gc, begin_index=begin_index))
+        else:
+            ts_begin = self.ts_begin
+
+            def no_timestamps(input_ids, scores):  # as OpenAI's decoder does after <|notimestamps|>
+                scores[:, ts_begin:] = -float("inf")
+                return scores
+
+            procs.append(no_timestamps)
         return procs
 
     def _greedy(self, feats: Any, prompt: list[int], timestamps: bool, max_new_tokens: int):
