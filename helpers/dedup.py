@@ -257,9 +257,10 @@ def minhash_signatures(texts: Sequence[object], num_perm: int = 128, k: int = 5,
                        seed: int = 1, max_chars: int = 20000) -> tuple[list, np.ndarray]:
     """MinHash sketches (``datasketch.MinHash``) for each text, plus a mask of empty texts.
 
-    Very long texts are cut to ``max_chars`` characters before shingling (their count is the
-    number of ``True`` entries in ``[len(str(t)) > max_chars for t in texts]``). Returns
-    ``(minhashes, empty_mask)``; empty texts get an empty MinHash and must not be matched.
+    Very long texts are cut to ``max_chars`` characters before shingling (near-duplicates of
+    long documents share their beginning; :func:`minhash_dedup` reports how many were cut in
+    ``stats["truncated"]``). Returns ``(minhashes, empty_mask)``; empty texts get an empty
+    MinHash and are never matched.
     """
     from datasketch import MinHash
 
@@ -354,7 +355,7 @@ def band_collisions(minhashes: Sequence, pairs: np.ndarray, bands: int, rows: in
 def minhash_dedup(texts: Sequence[object], threshold: float = 0.7, *, num_perm: int = 128, k: int = 5,
                   unit: str = "char", params: tuple[int, int] | None = None, verify: bool = True,
                   seed: int = 1, priority: np.ndarray | None = None, keep: str = "components",
-                  minhashes: tuple[list, np.ndarray] | None = None) -> DedupResult:
+                  minhashes: tuple[list, np.ndarray] | None = None, max_chars: int = 20000) -> DedupResult:
     """Near-dedup with MinHash LSH on ``k``-shingles.
 
     ``params=(bands, rows)`` overrides datasketch's choice for ``threshold``. With ``verify``
@@ -365,14 +366,15 @@ def minhash_dedup(texts: Sequence[object], threshold: float = 0.7, *, num_perm: 
     ``stats["empty"]``.
     """
     t0 = time.perf_counter()
-    mhs, empty = minhashes if minhashes is not None else minhash_signatures(texts, num_perm, k, unit, seed)
+    mhs, empty = minhashes if minhashes is not None else minhash_signatures(texts, num_perm, k, unit, seed, max_chars)
     b, r = params or lsh_params(threshold, len(mhs[0]) if len(mhs) else num_perm)
     pairs, est = minhash_candidate_pairs(mhs, empty, params=(b, r), num_perm=len(mhs[0]) if len(mhs) else num_perm)
     n_cand = len(pairs)
     if verify and len(pairs):
         ok = est >= threshold
         pairs, est = pairs[ok], est[ok]
-    stats = {"bands": b, "rows": r, "candidates": n_cand, "empty": int(empty.sum())}
+    stats = {"bands": b, "rows": r, "candidates": n_cand, "empty": int(empty.sum()),
+             "truncated": sum(1 for t in texts if t is not None and len(str(t)) > max_chars)}
     return _finish("minhash", len(mhs), pairs, est, t0, priority, keep, stats)
 
 

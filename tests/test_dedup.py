@@ -113,6 +113,16 @@ def test_minhash_dedup_finds_edits_and_skips_empty():
     assert r.keep[:8].all()
     assert r.keep[10] and r.keep[11]  # empty texts are never matched by MinHash
     assert r.labels[8] == r.labels[0] and r.labels[9] == r.labels[1]
+    assert r.stats["truncated"] == 0
+
+
+def test_minhash_handles_huge_and_odd_texts():
+    huge = "lorem ipsum dolor sit amet " * 20000  # 540k characters
+    texts = [huge, huge + " extra", None, 12345, "Привет, как дела? Расскажи о погоде.", "привет как дела расскажи о погоде"]
+    r = minhash_dedup(texts, threshold=0.8)
+    assert r.stats["truncated"] == 2 and r.stats["empty"] == 1
+    assert r.labels[0] == r.labels[1] and r.labels[4] == r.labels[5]
+    assert r.keep.sum() == 4
 
 
 def test_exact_search_matches_brute_force():
