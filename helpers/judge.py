@@ -29,26 +29,20 @@ from typing import Any, Sequence
 import numpy as np
 
 #: The default rubric; ``{prompt}`` and ``{response}`` are filled in.
-RUBRIC = """You are a strict grader. Grade the assistant's reply to the user's request.
+RUBRIC = """Grade the assistant's reply to the user's request on a 1 to 5 scale.
+5: correct, complete, on topic and clear
+4: helpful and on topic, small gaps
+3: partly helpful, or one clear mistake
+2: mostly unhelpful: off topic, cut off, jumbled or wrong
+1: useless: empty, needless refusal or nonsense
 
-Scoring rubric:
-5 = correct, complete, on topic and clearly written
-4 = helpful and on topic, with small gaps
-3 = partly helpful, or has one clear mistake or missing part
-2 = mostly unhelpful: off topic, cut off, jumbled, or wrong
-1 = useless: empty, refuses for no reason, or nonsense
+Request:
+<<<{prompt}>>>
 
-User request:
-<<<
-{prompt}
->>>
+Reply:
+<<<{response}>>>
 
-Assistant reply:
-<<<
-{response}
->>>
-
-Reply with JSON only, like {"score": 3}."""
+Answer with JSON only: {"score": N} where N is 1, 2, 3, 4 or 5."""
 
 JSON_PREFIX = '{"score": '
 
@@ -143,7 +137,7 @@ class Judge:
         max_chars: prompt and reply are each cut to this many characters (cost and context).
     """
 
-    def __init__(self, lm: Any, rubric: str = RUBRIC, max_chars: int = 1500) -> None:
+    def __init__(self, lm: Any, rubric: str = RUBRIC, max_chars: int = 800) -> None:
         self.lm = lm
         self.rubric = rubric
         self.max_chars = max_chars
@@ -212,8 +206,12 @@ class Judge:
                     att[r, width - len(ids[i]):] = 1
                 pos = (att.cumsum(-1) - 1).clamp(min=0)
                 dev = lm.device
-                logits = lm.model(input_ids=inp.to(dev), attention_mask=att.to(dev),
-                                  position_ids=pos.to(dev)).logits[:, -1].float().cpu()
+                kwargs = dict(input_ids=inp.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev))
+                try:  # only the last position's logits are needed: skip the big vocabulary matmul elsewhere
+                    out = lm.model(**kwargs, logits_to_keep=1)
+                except TypeError:  # models without logits_to_keep
+                    out = lm.model(**kwargs)
+                logits = out.logits[:, -1].float().cpu()
                 probs = torch.softmax(logits, -1)[:, digit_ids]
                 tot = probs.sum(-1)
                 e = (probs * values).sum(-1) / tot.clamp(min=1e-12)

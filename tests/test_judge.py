@@ -51,7 +51,7 @@ def test_judge_counts_failures_and_fills_rubric():
     assert res.failures == {"no score": 1, "truncated": 1}
     assert res.n_valid == 2 and "2/4 valid" in res.report()
     assert "(empty reply)" in lm.seen[1] and "[...cut for the judge]" in lm.seen[3]
-    assert "{prompt}" not in lm.seen[0] and '{"score": 3}' in RUBRIC
+    assert "{prompt}" not in lm.seen[0] and '{"score": N}' in RUBRIC
     with pytest.raises(ValueError):
         judge.score(["a"], ["b"], method="vibes")
     assert clip_text("abc", 10) == "abc"
