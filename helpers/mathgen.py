@@ -381,8 +381,9 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
 
     Each problem's prompt is repeated ``k`` times inside one batched call, so the samples
     differ only by sampling (``temperature > 0``). With ``folder``, the work runs as a
-    :class:`helpers.jobs.ResumableJob` of ``shard_size`` problems per shard: an interrupted
-    run resumes where it stopped, and a finished one is read back without generating.
+    :class:`helpers.jobs.ResumableJob` of ``shard_size`` problems per shard, in a sub-folder
+    named after the model and a hash of the settings: an interrupted run resumes where it
+    stopped, a finished one is read back without generating, and changed settings start a new job.
     """
     import time
 
@@ -419,10 +420,15 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
     else:
         from .jobs import ResumableJob
 
-        job = ResumableJob(folder, key="id", shard_size=shard_size,
-                           config={"model": getattr(lm, "name", "?"), "k": k, "max_new_tokens": max_new_tokens,
-                                   "temperature": temperature, "top_p": top_p, "seed": seed,
-                                   "example": example.question if example else None})
+        import hashlib
+
+        config = {"model": str(getattr(lm, "name", "?")), "k": k, "max_new_tokens": max_new_tokens,
+                  "temperature": temperature, "top_p": top_p, "seed": seed, "shard_size": shard_size,
+                  "example": example.question if example else None}
+        tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+        safe = re.sub(r"[^\w.-]+", "_", config["model"])[-60:]
+        # one sub-folder per configuration: the same settings resume, new settings start afresh
+        job = ResumableJob(Path(folder) / f"{safe}-{tag}", key="id", shard_size=shard_size, config=config)
         job.run(items, run, progress=progress, desc=f"{k} samples/problem")
         rows = [r for r in job.rows() if r.get("id") in by_id]
     texts = [[""] * k for _ in problems]

@@ -286,6 +286,9 @@ def test_sample_chains_in_memory_and_resumable(tmp_path):
     s2 = mg.sample_chains(lm, probs, 3, shard_size=2, folder=folder, progress=False)
     assert lm.calls == calls  # second run read everything back from disk
     assert s1.texts == s2.texts and s1.truncated == s2.truncated and s2.new_tokens == s1.new_tokens
+    assert len(list(folder.iterdir())) == 1
+    mg.sample_chains(lm, probs, 2, shard_size=2, folder=folder, progress=False)  # new settings: a new job
+    assert len(list(folder.iterdir())) == 2 and lm.calls == calls + 3
     with pytest.raises(ValueError):
         mg.sample_chains(lm, probs, 3, temperature=0.0)
     with pytest.raises(ValueError):
