@@ -64,9 +64,9 @@ class Problem:
 
 PROBLEM_PROMPT = (
     "Invent one small Python programming exercise about {topic} ({hint}).\n"
-    "Line 1: the function signature, like `def function_name(arg: type) -> type:`.\n"
-    "Then two or three sentences saying exactly what the function must return, including "
-    "what to do with an edge case. Do not write the solution."
+    "Write no code. Reply in exactly this format:\n"
+    "Signature: def function_name(arg: type) -> type\n"
+    "Task: two sentences saying exactly what the function returns, including one edge case."
 )
 
 _SIG = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(([^)]*)\)\s*(->\s*[^:\n`]+)?\s*:?")
@@ -84,8 +84,36 @@ def problem_prompts(topics: Sequence[dict[str, str]], n: int, seed: int = 0) -> 
     return out
 
 
+def _description(text: str, sig_end: int) -> str:
+    """The prose that states the task: after ``Task:``, else the docstring, else non-code lines."""
+    m = re.search(r"Task:\s*(.+)", text, re.S)
+    if m:
+        desc = m.group(1)
+    else:
+        doc = re.search(r'("""|\'\'\')(.*?)(\1|\Z)', text[sig_end:], re.S)
+        if doc and doc.group(2).strip():
+            desc = doc.group(2)
+        else:
+            keep, fence = [], False
+            for line in text.splitlines():
+                if line.strip().startswith("```"):
+                    fence = not fence
+                    continue
+                if fence or line[:1].isspace() or line.lstrip().startswith(("def ", "Signature", "#", "return ")):
+                    continue
+                keep.append(line)
+            desc = " ".join(keep)
+    desc = desc.split("```")[0]
+    desc = re.sub(r"\s+", " ", desc).strip()
+    return desc[:600]
+
+
 def parse_problem(text: str, topic: str = "", hint: str = "") -> tuple[Problem | None, str | None]:
-    """Find the signature in a reply; (problem, None) or (None, reason)."""
+    """Find the signature and the task in a reply; (problem, None) or (None, reason).
+
+    Only the signature and the prose are kept: if the model wrote a solution anyway, its
+    code is dropped, so the next step really has to solve the problem.
+    """
     if not text or not text.strip():
         return None, "empty"
     m = _SIG.search(text)
@@ -95,10 +123,10 @@ def parse_problem(text: str, topic: str = "", hint: str = "") -> tuple[Problem |
     if name == "function_name":
         return None, "placeholder name"
     signature = f"def {name}({args}){' ' + ret if ret else ''}:"
-    body = text.replace("```python", "").replace("```", "").strip()
-    if len(body) > 1500:
-        body = body[:1500] + "..."
-    return Problem(topic, hint, body, name, signature), None
+    desc = _description(text, m.end())
+    if len(desc) < 15:
+        return None, "no task description"
+    return Problem(topic, hint, f"Write `{signature}`\n{desc}", name, signature), None
 
 
 def generate_problems(lm: Any, topics: Sequence[dict[str, str]], n: int, *, seed: int = 0,

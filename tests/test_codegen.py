@@ -71,6 +71,16 @@ def test_parse_problem():
     assert C.parse_problem("", "t", "h") == (None, "empty")
     assert C.parse_problem("Write a function that adds numbers.")[1] == "no signature"
     assert C.parse_problem("def function_name(x):")[1] == "placeholder name"
+    assert C.parse_problem("Signature: def f(x)\n")[1] == "no task description"
+
+
+def test_parse_problem_drops_a_solution_the_model_wrote_anyway():
+    reply = ("Signature: def fib(n: int) -> int\nTask: Return the n-th Fibonacci number; fib(0) is 0.\n"
+             "```python\ndef fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n```")
+    p, why = C.parse_problem(reply)
+    assert why is None and "return n if" not in p.text and "Fibonacci" in p.text
+    p, _ = C.parse_problem('def g(s):\n    """Reverse the string s, keeping spaces."""\n    return s[::-1]\n')
+    assert "Reverse the string" in p.text and "[::-1]" not in p.text
 
 
 REPLY = """Here you go:
