@@ -41,7 +41,7 @@ import numpy as np
 __all__ = [
     "Problem", "TEMPLATES", "make_problem", "make_problems", "format_number", "cot_prompt", "Samples",
     "sample_chains",
-    "Extraction", "parse_number", "extract_answer", "is_correct", "Grade", "grade_chains",
+    "Extraction", "parse_number", "numbers_in", "extract_answer", "is_correct", "Grade", "grade_chains",
     "RejectionResult", "rejection_sample", "Vote", "majority_vote", "vote_curve", "pass_at_k",
     "bootstrap_ci", "save_verified_dataset",
 ]
@@ -519,6 +519,18 @@ def parse_number(s: str) -> Fraction | None:
         return -val if m.group("sign") else val
     w = re.search(r"\b(" + "|".join(_WORDS) + r")\b", s, re.I)
     return Fraction(_WORDS[w.group(1).lower()]) if w else None
+
+
+def numbers_in(text: str | None) -> list[Fraction]:
+    """Every number in ``text``, in order (same rules as :func:`parse_number`)."""
+    if not text:
+        return []
+    out = []
+    for m in _NUM_RE.finditer(_normalise(text[-_MAX_CHARS:])):
+        v = parse_number(m.group(0))
+        if v is not None:
+            out.append(v)
+    return out
 
 
 def _parse_final(span: str) -> Fraction | None:

@@ -137,6 +137,11 @@ def test_parse_number_edge_cases():
     assert parse_number("x2") is None  # glued to a word: a variable name, not a number
 
 
+def test_numbers_in():
+    assert mg.numbers_in("3 apples cost $1,200.50, so 3/4 of 8 is 6") == [3, Fraction("1200.5"), Fraction(3, 4), 8, 6]
+    assert mg.numbers_in("") == [] and mg.numbers_in(None) == []
+
+
 def test_is_correct_tolerance():
     assert is_correct(Fraction(12), 12)
     assert is_correct(12.00001, 12)
