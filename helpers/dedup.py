@@ -789,21 +789,34 @@ def pairs_precision_recall(pairs: np.ndarray, true_groups: np.ndarray) -> dict:
             "pred_pairs": int(len(pairs)), "true_pairs": true_pairs}
 
 
-def group_outcome(keep: np.ndarray, true_groups: np.ndarray) -> dict:
+def group_outcome(keep: np.ndarray, true_groups: np.ndarray, labels: np.ndarray | None = None) -> dict:
     """How a keep-mask treated the ground-truth groups (sizes >= 2).
 
     ``exactly_one``: groups collapsed to one row (ideal); ``several``: groups where copies
-    survived (missed duplicates); ``none``: groups that lost every member (must be 0 for a
-    dedup that keeps one representative); ``wrongly_removed_singletons``: rows with no true
-    duplicate that were removed (false removals).
+    survived (missed duplicates); ``merged_away``: groups that lost every member because the
+    method merged them with another group and kept *that* group's row (a false merge, so the
+    content is still represented by a near-duplicate); ``none``: groups that lost every member
+    with no kept row in their predicted group (a dedup bug; must be 0). Without the predicted
+    ``labels`` every lost group counts as ``none``. ``wrongly_removed_singletons``: rows with
+    no true duplicate that were removed (false removals).
     """
     keep = np.asarray(keep, dtype=bool)
     g = np.unique(np.asarray(true_groups), return_inverse=True)[1]
     size = np.bincount(g)
     kept = np.bincount(g, weights=keep.astype(float)).astype(int)
     multi = size >= 2
+    lost = multi & (kept == 0)
+    merged = np.zeros_like(lost)
+    if labels is not None and lost.any():
+        lab = np.unique(np.asarray(labels), return_inverse=True)[1]
+        label_has_kept = np.bincount(lab, weights=keep.astype(float)) > 0
+        # a lost group is merged away when some member's predicted group kept a row
+        represented = np.zeros(len(size), dtype=bool)
+        np.logical_or.at(represented, g, label_has_kept[lab])
+        merged = lost & represented
     return {"groups": int(multi.sum()), "exactly_one": int((multi & (kept == 1)).sum()),
-            "several": int((multi & (kept > 1)).sum()), "none": int((multi & (kept == 0)).sum()),
+            "several": int((multi & (kept > 1)).sum()), "merged_away": int(merged.sum()),
+            "none": int((lost & ~merged).sum()),
             "wrongly_removed_singletons": int(((size[g] == 1) & ~keep).sum())}
 
 

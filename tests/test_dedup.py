@@ -160,7 +160,7 @@ def test_embedding_dedup_keeps_one_per_group_and_handles_bad_rows():
             else embedding_dedup(x, 0.95, search=search)
         assert r.stats["bad_rows"] == 2
         assert r.keep[5] and r.keep[6]
-        out = group_outcome(r.keep, src)
+        out = group_outcome(r.keep, src, r.labels)
         assert out["none"] == 0  # never drops every member of a group
         assert out["exactly_one"] >= 0.9 * out["groups"]
         kept_per_label = np.bincount(r.labels, weights=r.keep.astype(float))
@@ -225,7 +225,13 @@ def test_group_outcome_flags_lost_groups():
     truth = np.array([0, 0, 1, 1, 2])
     assert group_outcome(np.array([True, False, False, False, True]), truth)["none"] == 1
     assert group_outcome(np.array([True, False, True, True, False]), truth) == {
-        "groups": 2, "exactly_one": 1, "several": 1, "none": 0, "wrongly_removed_singletons": 1}
+        "groups": 2, "exactly_one": 1, "several": 1, "merged_away": 0, "none": 0, "wrongly_removed_singletons": 1}
+    # group 1 lost both rows, but they were merged with row 0's group, which kept row 0
+    merged = group_outcome(np.array([True, False, False, False, True]), truth, labels=np.array([0, 0, 0, 0, 1]))
+    assert merged["merged_away"] == 1 and merged["none"] == 0
+    # with no kept row in the predicted group, it is a real loss
+    lost = group_outcome(np.array([True, False, False, False, True]), truth, labels=np.array([0, 0, 1, 1, 2]))
+    assert lost["none"] == 1 and lost["merged_away"] == 0
 
 
 @pytest.mark.models
