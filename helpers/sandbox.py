@@ -202,6 +202,8 @@ def detect_isolation(refresh: bool = False) -> Isolation:
             own = os.geteuid() == 0 and shutil.which("setpriv") is not None
             if own:  # root without namespaces: still drop to an unprivileged uid (NPROC needs that)
                 notes = (notes[0], notes[1].replace("the caller's files and processes of the same user, ", ""))
+            if sys.platform != "linux":
+                notes += (f"on {sys.platform} the memory limit (RLIMIT_AS) may not be enforced.",)
             _ISOLATION = Isolation("basic", False, False, own, False, notes)
             warnings.warn("helpers.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
         return _ISOLATION
@@ -219,7 +221,7 @@ W="$1"; U="$2"; CPU="$3"; MEMKB="$4"; FBLK="$5"; NPROC="$6"; NFILE="$7"; N="$8";
 _WRITE_FILES = r"""
 unset OLDPWD
 while [ "$N" -gt 0 ]; do printf '%%s' "$2" > "$1" || fail "write $1"; shift 2; N=$((N - 1)); done
-ulimit -c 0; ulimit -S -t "$CPU"; ulimit -H -t $((CPU + 1)); ulimit -v "$MEMKB"; ulimit -f "$FBLK"
+ulimit -c 0; ulimit -S -t "$CPU"; ulimit -H -t $((CPU + 1)); ulimit -v "$MEMKB" 2>/dev/null; ulimit -f "$FBLK"
 ulimit -n "$NFILE"
 """
 _NS_SCRIPT = (_COMMON + r"""
@@ -236,7 +238,7 @@ exit $?
 _BASIC_SCRIPT = (_COMMON + r"""
 cd "$W" || fail "cd"
 """ + _WRITE_FILES + r"""
-ulimit -p "$NPROC" 2>/dev/null
+ulimit -p "$NPROC" 2>/dev/null || ulimit -u "$NPROC" 2>/dev/null  # dash: -p, bash/zsh: -u
 if [ "$U" != "-" ]; then exec setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- "$@"; fi
 exec "$@"
 """) % {"marker": _SETUP_FAIL, "rc": _SETUP_RC}
@@ -393,7 +395,8 @@ class Sandbox:
                  files: Sequence[Mapping[str, str] | None] | None = None, limits: Limits | None = None,
                  progress: bool = False, **overrides: float) -> list[SandboxResult]:
         """Run many programs, ``workers`` at a time (default: one per CPU core), results in order."""
-        workers = workers or max(1, len(os.sched_getaffinity(0)))
+        if not workers:
+            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         fn = self.run_python if language == "python" else self.run_javascript
         file_list = list(files) if files is not None else [None] * len(codes)
         from tqdm.auto import tqdm
@@ -527,7 +530,7 @@ class Sandbox:
             self._kill_group(proc.pid)
         else:
             # pipes closed: wait (without reaping) for the leader, then sweep the group
-            while True:
+            while hasattr(os, "waitid"):  # Linux; elsewhere the group is swept after reaping
                 try:
                     info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
                 except ChildProcessError:
@@ -538,6 +541,11 @@ class Sandbox:
                     killed_for = "timeout"
                     break
                 time.sleep(0.002)
+            if not hasattr(os, "waitid"):
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+                except subprocess.TimeoutExpired:
+                    killed_for = "timeout"
             self._kill_group(proc.pid)
         sel.close()
         proc.wait()
