@@ -4,17 +4,17 @@ For 10k and 100k (and 1M with ``--full``) random-but-clustered 384-d unit vector
 near-duplicates (``helpers.dedup.clustered_embeddings``) it measures:
 
 * items/s of the full clustered dedup (k-means + probe search + grouping),
-* items/s of exact blocked all-pairs search (at 1M, and at 100k with ``--quick``, exact is
-  timed on a sample of query rows against all rows and extrapolated: the cost is linear in
-  the number of query rows),
+* items/s of exact blocked all-pairs search (at 1M exact search is timed on a sample of
+  query rows against all rows and extrapolated: the cost is linear in the number of query
+  rows),
 * recall of the clustered search against exact search: the share of exact pairs with cosine
   >= threshold that the clustered search also finds (on all pairs where exact ran in full,
   otherwise on every pair touching the sampled query rows),
 * the ratios (speed-up, recall), and whether the target holds: 100k deduplicated in under
   60 s with recall >= 0.95.
 
-Run: ``python benchmarks/bench_dedup.py`` (10k + 100k), ``--full`` adds 1M, ``--quick`` keeps
-10k only with sampled exact search (for CI). Timings on a shared machine are inflated.
+Run: ``python benchmarks/bench_dedup.py`` (10k + 100k), ``--full`` adds 1M, ``--quick`` runs
+10k only (for CI), ``--sizes 1000000`` picks sizes. Timings on a shared machine are inflated.
 """
 from __future__ import annotations
 
@@ -89,11 +89,13 @@ def _directed_recall(found: np.ndarray, ref: np.ndarray, n: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="also run 1M embeddings (several minutes)")
-    ap.add_argument("--quick", action="store_true", help="10k only, sampled exact search (CI)")
+    ap.add_argument("--quick", action="store_true", help="10k only (a few seconds; for CI)")
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--n-probe", type=int, default=3)
     ap.add_argument("--queries", type=int, default=2000, help="query rows for sampled exact search")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sizes", type=str, default=None,
+                    help="comma-separated sizes to run instead (exact search in full up to 100k, sampled above)")
     ap.add_argument("--json", type=str, default=None, help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
 
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(10_000, "full")] if args.quick else [(10_000, "full"), (100_000, "full")]
     if args.full:
         plan.append((1_000_000, "sampled"))
+    if args.sizes:
+        plan = [(int(x), "full" if int(x) <= 100_000 else "sampled") for x in args.sizes.split(",")]
     rows = []
     for n, mode in plan:
         row = run(n, args.threshold, mode, args.queries, args.seed, n_probe=args.n_probe)
