@@ -186,7 +186,8 @@ def broken_json_filter() -> Filter:
 
     def check(prompt: str, response: str) -> str | None:
         text = response.strip()
-        if not text.startswith(("{", "[")):
+        # "[The camera pans ...]" is a stage direction, not JSON: look at what follows the bracket
+        if not (text.startswith("{") or re.match(r"\[\s*(?:[\[{\"\d\]-]|true|false|null)", text)):
             return None
         try:
             json.loads(text)

@@ -114,3 +114,5 @@ def test_code_is_not_shouting_or_symbols():
     code = "Use this:\n```python\nif a != b and not (c or d): print('!!!!!!')\n```\nIt prints when they differ."
     assert removed_by(code) is None
     assert removed_by('{"answer": "Paris is the capital of France"}') is None
+    assert removed_by("[The camera pans across the office. Everyone is at their desks.]") is None
+    assert removed_by('[{"a": 1}, {"b": ') == "broken_json"
