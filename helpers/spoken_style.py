@@ -208,6 +208,12 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\b")
 _MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?\b")
+_MONTH_YEAR = re.compile(rf"\b({_MONTH_RE})\.?,?\s+(1[1-9]\d\d|20\d\d)\b")
+_TECH = {"C#": "C sharp", "F#": "F sharp", "C++": "C plus plus", ".NET": "dot net", ".Net": "dot net",
+         ".net": "dot net"}
+_TECH_RE = re.compile(r"(?<![\w#+])(C#|F#|C\+\+|\.NET|\.Net|\.net)(?![\w#+])")
+_DOT_WORD = re.compile(r"(?<![\w.])\.(?=[A-Za-z]{2,5}\b)")
+_DOT_IN_WORD = re.compile(r"(?<=[A-Za-z]{2})\.(?=[a-z]{2,5}\b)")
 _DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\.?(?:,?\s+(\d{{4}}))?\b")
 _TIME = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?(?![\w:])")
 _HOUR_AMPM = re.compile(r"\b(\d{1,2})\s*([AaPp])\.?[Mm]\b\.?")
@@ -273,6 +279,7 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
         return " " + " dot ".join(p for p in host.split(".") if p) + tail + " "
 
     t = log.sub("url", _URL, url, t)
+    t = log.sub("symbol", _TECH_RE, lambda m: " " + _TECH[m.group(1)] + " ", t)
     t = log.sub("email", _EMAIL, lambda m: " " + m.group(0).replace(".", " dot ").replace("@", " at ")
                 .replace("_", " underscore ").replace("-", " dash ").replace("+", " plus ") + " ", t)
 
@@ -295,6 +302,7 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
         f"the {number_words(int(m.group(1)), to='ordinal')} of {_month(m.group(2))}"
         + (f", {number_words(int(m.group(3)), to='year')}" if m.group(3) else "")
         if 1 <= int(m.group(1)) <= 31 else m.group(0)), t)
+    t = log.sub("date", _MONTH_YEAR, lambda m: f"{_month(m.group(1))} {number_words(int(m.group(2)), to='year')}", t)
     t = log.sub("time", _TIME, lambda m: (
         _time_words(int(m.group(1)), int(m.group(2)), m.group(4))
         if int(m.group(1)) <= 24 and int(m.group(2)) < 60 and not m.group(3) else m.group(0)), t)
@@ -346,6 +354,8 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
     t = log.sub("number", _ANY_DIGITS, lambda m: number_words(m.group(0)), t)  # leftovers such as 1.2.3
     t = log.sub("symbol", _HASHTAG, lambda m: "hashtag " + m.group(1), t)
     t = log.sub("symbol", _SLASH_WORDS, " or ", t)
+    t = log.sub("symbol", _DOT_WORD, "dot ", t)  # .js, .csv
+    t = log.sub("symbol", _DOT_IN_WORD, " dot ", t)  # node.js, file.txt
 
     def emoji(m: "re.Match[str]") -> str:
         if m.group(0).strip("\ufe0f\u200d"):
@@ -807,10 +817,9 @@ def summarise(results: Sequence[RewriteResult]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- LM rewrite
 LM_SYSTEM = (
-    "You rewrite written text into the exact words a person would say out loud, for a text-to-speech voice. "
-    "Write every number, date, time, amount of money, percentage, unit and symbol in words. "
-    "Turn lists, tables and headings into plain sentences. Remove markdown, code, emojis and parentheses. "
-    "Keep the meaning and keep it a request: do not answer it. Reply with the rewritten text only."
+    "Rewrite the user's text the way a person would say it aloud. Write all numbers, amounts, dates, times, "
+    "units and symbols in words. No lists, markdown, code or parentheses. Do not answer it; reply with the "
+    "rewritten text only."
 )
 LM_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("Give me 3 tips to save 20% on a $1,500 budget:\n- food\n- rent (shared)",
