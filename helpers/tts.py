@@ -347,7 +347,9 @@ class TTS:
         speed: 1.0 is each engine's normal rate; 1.2 is 20% faster (Piper ``length_scale =
             1/speed``, espeak-ng ``-s 175*speed`` words per minute).
         noise_scale: Piper's generator noise (``None``: the voice's own, 0.667); higher
-            gives more varied, less clean speech. espeak-ng has no such knob.
+            gives more varied, less clean speech. espeak-ng has no such knob. Piper draws
+            this noise inside its ONNX graph, unseeded, so two runs differ slightly;
+            ``noise_scale=0, noise_w=0`` makes Piper deterministic (and a little flatter).
         noise_w: Piper's phoneme-duration noise (``None``: the voice's own, 0.8).
         snr_db: when set, add white noise at this signal-to-noise ratio to every clip
             (any engine): a way to make degraded data that a quality gate must catch.

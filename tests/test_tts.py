@@ -140,3 +140,5 @@ def test_piper_voice():
     assert c.ok and c.sample_rate == 22050 and 1.5 < c.duration < 8
     fast = T.TTS(speed=1.5).synthesize(c.text, "piper-joe")
     assert fast.duration < c.duration
+    flat = T.TTS(noise_scale=0.0, noise_w=0.0)
+    assert np.array_equal(flat.synthesize(c.text, "piper-joe").audio, flat.synthesize(c.text, "piper-joe").audio)
