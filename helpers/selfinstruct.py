@@ -55,7 +55,8 @@ _NOT_INSTRUCTION_RE = re.compile(
     r"as an ai|as a language model|sorry|i apologize|i apologise|output|input|answer|response|"
     r"example|note|thank you|thanks|great|what a|hello|hi\b|dear)\b", re.I)
 #: Words that show the model talked about the prompt instead of writing a task.
-_META_RE = re.compile(r"\b(task instruction|new instruction|new task|persona|difficulty level|ai assistant)\b"
+_META_RE = re.compile(r"\b(task instruction|new instruction|new task|persona|difficulty level|ai assistant|"
+                      r"write it the way|would ask it|reply with the task)\b"
                       r"|\b(difficulty|format|topic)\s*:", re.I)
 
 _PREFIX_RE = re.compile(

@@ -130,6 +130,7 @@ def test_parse_truncated_but_complete_sentence_is_kept():
     ("... and then explain the rest of it", "not an instruction"),
     ("Write a new task instruction about dogs.", "talks about the prompt"),
     ("Topic: cooking. Write a recipe for soup.", "talks about the prompt"),
+    ("Solve for x. Write it the way a novelist would ask it.", "talks about the prompt"),
     ("list list list list list list list list list list", "repetitive"),
 ])
 def test_heuristic_reject_reasons(text, reason):
