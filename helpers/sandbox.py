@@ -36,6 +36,7 @@ Every run returns a :class:`SandboxResult` whose ``status`` is one of
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import re
@@ -257,6 +258,7 @@ def _fstab(disk_mb: int) -> str:
             return path
         folder = tempfile.mkdtemp(prefix="sdw-sandbox-fstab-")
         os.chmod(folder, 0o755)
+        atexit.register(shutil.rmtree, folder, True)
         lines = [f"sdw-hidden {d} tmpfs size=4k,nr_inodes=16,mode=0555 0 0" for d in _HIDE if os.path.isdir(d)]
         # /tmp comes last: mounting it hides this very file, which `mount` has already read.
         lines.append(f"sdw-work /tmp tmpfs size={int(disk_mb)}m,nr_inodes=4096,mode=1777 0 0")
