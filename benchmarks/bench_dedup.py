@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        import torch
-        threads = torch.get_num_threads()
+        from helpers.env import use_all_cores
+        threads = use_all_cores()  # torch may default to fewer threads than the cores we may use
     except ImportError:  # pragma: no cover
         threads = None
     print("Wall times on a shared machine are inflated; CPU time (all threads) shows the work done.")
