@@ -63,10 +63,11 @@ class Problem:
 
 
 PROBLEM_PROMPT = (
-    "Invent one small Python programming exercise about {topic} ({hint}).\n"
-    "Write no code. Reply in exactly this format:\n"
-    "Signature: def function_name(arg: type) -> type\n"
-    "Task: two sentences saying exactly what the function returns, including one edge case."
+    "Invent one small Python programming exercise. Write no code: only a signature and the task.\n"
+    "Example of the format:\n"
+    "Signature: def count_vowels(word: str) -> int\n"
+    "Task: Return how many vowels (a, e, i, o, u, in either case) the word contains. An empty word has 0.\n\n"
+    "Now your exercise, about {topic} ({hint}), in the same format."
 )
 
 _SIG = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(([^)]*)\)\s*(->\s*[^:\n`]+)?\s*:?")
