@@ -627,26 +627,29 @@ def diversity_table(texts: Mapping[str, Sequence[str]], embeddings: Mapping[str,
     distinct-n depends on how much text there is, so every set is cut to the same ``n``
     items (default: the smallest set) before measuring; repeating the draw shows how much the
     numbers move. Columns: ``distinct_1``, ``distinct_2``, ``mean_pairwise_cosine``,
-    ``near_dup_rate`` (mean) and the same with ``_std``.
+    ``near_dup_rate`` (mean) and the same with ``_std``. A set with fewer than 2 (or fewer than
+    ``n``) items gets NaN metrics rather than an error, so a collapsed method shows up as such.
     """
     import pandas as pd
 
     from .diversity import diversity_report
 
     n = n or min(len(v) for v in texts.values())
-    if n < 2:
-        raise ValueError(f"need at least 2 items per set, got sizes {[len(v) for v in texts.values()]}")
     rng = np.random.default_rng(seed)
     rows = []
+    cols = ("distinct_1", "distinct_2", "mean_pairwise_cosine", "near_dup_rate")
     for name, items in texts.items():
         emb = embeddings[name]
+        if n < 2 or len(items) < n:  # too few to compare: say so with NaN instead of crashing
+            rows.append({"method": name, "n": min(n, len(items))} | {c + s: float("nan") for c in cols for s in ("", "_std")})
+            continue
         reps = []
         for _ in range(repeats if len(items) > n else 1):
             idx = rng.choice(len(items), size=n, replace=False)
             reps.append(diversity_report([items[i] for i in idx], emb[idx], threshold))
         df = pd.DataFrame(reps)
         row = {"method": name, "n": n}
-        for col in ("distinct_1", "distinct_2", "mean_pairwise_cosine", "near_dup_rate"):
+        for col in cols:
             row[col] = float(df[col].mean())
             row[col + "_std"] = float(df[col].std(ddof=0))
         rows.append(row)

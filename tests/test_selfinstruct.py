@@ -281,5 +281,5 @@ def test_diversity_table_equal_size_and_direction():
     assert df.loc["varied", "distinct_2"] > df.loc["same", "distinct_2"]
     assert df.loc["varied", "mean_pairwise_cosine"] < df.loc["same", "mean_pairwise_cosine"]
     assert df.loc["same", "near_dup_rate"] == 1.0 and df.loc["same", "distinct_1_std"] == 0.0
-    with pytest.raises(ValueError):
-        si.diversity_table({"a": ["x"]}, {"a": norm(emb_same[:1])})
+    tiny = si.diversity_table({"a": ["x"], "b": varied}, {"a": norm(emb_same[:1]), "b": norm(emb_varied)})
+    assert tiny["distinct_2"].isna().all() and list(tiny["n"]) == [1, 1]
