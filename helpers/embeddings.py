@@ -33,14 +33,15 @@ class Embedder:
         from transformers import AutoModel, AutoTokenizer
 
         from .env import pick_device
-        from .models import REGISTRY, locate
+        from .models import REGISTRY, locate, quiet_loading
 
         source = str(locate(name)) if name in REGISTRY else name
         if name in REGISTRY and REGISTRY[name].kind != "embedding":
             raise ValueError(f"{name!r} is a {REGISTRY[name].kind} model, not an embedding model")
         device = device or pick_device()
-        tok = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source).to(device).eval()
+        with quiet_loading():
+            tok = AutoTokenizer.from_pretrained(source)
+            model = AutoModel.from_pretrained(source).to(device).eval()
         return cls(model, tok, name, max_length)
 
     @property

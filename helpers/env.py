@@ -67,13 +67,19 @@ def seed_everything(seed: int) -> None:
 
 
 def use_all_cores() -> int:
-    """Let torch use every core this process may run on; returns the thread count."""
+    """Let torch use every core this process may run on; returns the thread count.
+
+    ``OMP_NUM_THREADS``, when set, wins: on a machine shared by several jobs, one thread
+    per process avoids the slowdown of oversubscribed thread pools.
+    """
     import torch
 
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         n = os.cpu_count() or 1
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        n = max(1, int(os.environ["OMP_NUM_THREADS"]))
     torch.set_num_threads(n)
     return n
 

@@ -146,6 +146,7 @@ class LM:
         system: str | None = None,
         progress: bool = True,
         desc: str | None = None,
+        prefix: str = "",
     ) -> list[Generation]:
         """Generate one reply per conversation, in input order.
 
@@ -158,10 +159,12 @@ class LM:
             batch_size: sequences per forward pass (default :attr:`default_batch_size`).
             system: optional system prompt added to every conversation.
             progress: show a progress bar.
+            prefix: text the assistant's reply is forced to start with ("prefill", e.g. ``"{"``
+                for JSON); it is part of the returned text.
         """
         from tqdm.auto import tqdm
 
-        prompts = [self.render(c, system) for c in conversations]
+        prompts = [self.render(c, system) + prefix for c in conversations]
         n = len(prompts)
         bs = batch_size or self.default_batch_size
         if do_sample is None:
@@ -198,7 +201,7 @@ class LM:
                     if t in self.stop_ids:
                         cut, reason = j + 1, "stop"
                         break
-                text = self.tokenizer.decode(row[:cut], skip_special_tokens=True).strip()
+                text = (prefix + self.tokenizer.decode(row[:cut], skip_special_tokens=True)).strip()
                 results[i] = Generation(text, lengths[i], cut, reason)
                 stats.new_tokens += cut
                 stats.prompt_tokens += lengths[i]

@@ -276,6 +276,20 @@ def locate(name: str) -> Path:
     return spec.locate()
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-tensor "Loading weights" progress bars while loading a model."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 # --------------------------------------------------------------------------- causal LMs
 def _dequantised_folder(name: str, gguf: Path, *, verbose: bool = True) -> Path:
     """De-quantise a GGUF once into a plain fp32 transformers folder and return it."""
@@ -352,8 +366,9 @@ def load_causal_lm(name: str, device: str | None = None, dtype: "object | None" 
     source, gguf_file = resolve_lm_source(name)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        tok = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        with quiet_loading():
+            tok = AutoTokenizer.from_pretrained(source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as err:
         if name in REGISTRY:
             raise

@@ -66,3 +66,9 @@ def test_perplexity_ranks_fluent_text_lower(lm):
     ])
     assert ok < bad
     assert math.isnan(short) or short > 0
+
+
+@pytest.mark.models
+def test_prefix_prefills_the_reply(lm):
+    g = lm.chat(["Describe a cat as a JSON object."], prefix="{", max_new_tokens=6, temperature=0, progress=False)[0]
+    assert g.text.startswith("{") and len(g.text) > 1

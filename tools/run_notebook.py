@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,7 @@ def _child(nb: str, out: str, params_json: str, cell_timeout: int, result_file: 
     try:
         pm.execute_notebook(nb, out, parameters=json.loads(params_json), cwd=str(Path(nb).parent),
                             kernel_name="python3", execution_timeout=cell_timeout, progress_bar=False,
-                            log_output=False, request_save_on_cell_execute=False)
+                            log_output=False, request_save_on_cell_execute=True)
     except Exception as e:  # papermill raises with the failing cell's traceback
         err = _ANSI.sub("", str(e))
     peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -112,15 +113,20 @@ def run_notebook(nb: Path, out: Path, *, smoke: bool = True, parameters: dict | 
         if isolated:
             cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] + cmd
         t0 = time.perf_counter()
+        # A session of its own, so a timeout kills papermill *and* the kernel it started.
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+            _, stderr = proc.communicate(timeout=timeout)
             seconds = time.perf_counter() - t0
             if result_file.exists():
                 res = json.loads(result_file.read_text())
                 error, rss = res["error"], res["peak_rss_mb"]
             else:
-                error, rss = f"runner died (exit {proc.returncode}):\n{proc.stderr[-3000:]}", float("nan")
+                error, rss = f"runner died (exit {proc.returncode}):\n{stderr[-3000:]}", float("nan")
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             seconds, error, rss = time.perf_counter() - t0, f"timed out after {timeout}s", float("nan")
     if error:
         cell = failing_cell(out)
