@@ -185,12 +185,55 @@ def _is_assert(line: str) -> bool:
     return line.startswith("assert ") or line.startswith("assert(")
 
 
+_UNITTEST = re.compile(r"^self\.assert(Equal|ListEqual|DictEqual|TupleEqual|AlmostEqual|True|False|IsNone|Is)\(")
+
+
+def as_assert(line: str) -> str | None:
+    """An ``assert`` line, or a unittest ``self.assertEqual(a, b)`` turned into ``assert a == b``."""
+    s = line.strip()
+    if _is_assert(s):
+        return s
+    m = _UNITTEST.match(s)
+    if not m:
+        return None
+    try:
+        call = ast.parse(s[len("self."):]).body[0].value
+        args = [ast.get_source_segment(s[len("self."):], a) for a in call.args]
+    except (SyntaxError, AttributeError, IndexError, ValueError):
+        return None
+    kind = m.group(1)
+    if kind in ("True",) and args:
+        return f"assert {args[0]}"
+    if kind == "False" and args:
+        return f"assert not ({args[0]})"
+    if kind == "IsNone" and args:
+        return f"assert {args[0]} is None"
+    if kind == "Is" and len(args) >= 2:
+        return f"assert {args[0]} is {args[1]}"
+    if len(args) >= 2:
+        if kind == "AlmostEqual":
+            return f"assert round({args[0]} - ({args[1]}), 7) == 0"
+        return f"assert {args[0]} == {args[1]}"
+    return None
+
+
+def _parses(line: str) -> bool:
+    try:
+        ast.parse(line)
+        return True
+    except (SyntaxError, ValueError):
+        return False
+
+
 def split_reply(text: str, entry_point: str) -> tuple[str, list[str], str | None]:
     """(solution source, list of assert lines, failure reason or None) from a model reply.
 
-    Top-level ``assert`` lines are tests wherever they appear; everything else in the code
-    blocks (the function, imports, helpers) is the solution. ``if __name__ ...`` blocks and
-    ``print`` calls at top level are dropped from the solution.
+    Tests are collected wherever the model put them: top-level ``assert`` lines, asserts
+    inside ``def test_...`` functions, ``if __name__ == "__main__":`` blocks and unittest
+    classes (``self.assertEqual(a, b)`` becomes ``assert a == b``). Everything else in the
+    code blocks (the function, imports, helpers) is the solution; top-level ``print`` calls,
+    test functions and calls to them are dropped from it. Asserts cut off by the length
+    limit (unparsable) are dropped.
     """
     blocks = extract_code_blocks(text)
     if not blocks:
@@ -201,7 +244,7 @@ def split_reply(text: str, entry_point: str) -> tuple[str, list[str], str | None
             return "", [], "no_code"
     sol_lines: list[str] = []
     tests: list[str] = []
-    skip_main = False
+    in_tests = False  # inside a top-level test function/class or a __main__ block
     for block in blocks:
         for line in block.splitlines():
             stripped = line.rstrip()
@@ -210,24 +253,26 @@ def split_reply(text: str, entry_point: str) -> tuple[str, list[str], str | None
                 continue
             top = not line[:1].isspace()
             if top:
-                skip_main = stripped.startswith("if __name__")
-                if skip_main:
+                head = stripped.lstrip()
+                in_tests = (head.startswith(("if __name__", "def test", "class Test"))
+                            or bool(re.match(r"class \w+\(.*TestCase\)", head)))
+                if in_tests:
                     continue
-                if _is_assert(stripped):
-                    tests.append(stripped)
+                if _is_assert(head):
+                    tests.append(head)
                     continue
-                if stripped.startswith("print(") or stripped.startswith("#"):
+                if head.startswith(("print(", "#", "test_", "unittest.main", "check(")):
                     continue
-            elif skip_main:
-                ind = line.strip()
-                if _is_assert(ind):
-                    tests.append(ind)
+            elif in_tests:
+                conv = as_assert(line)
+                if conv:
+                    tests.append(conv)
                 continue
             sol_lines.append(stripped)
     solution = "\n".join(sol_lines).strip() + "\n"
     if f"def {entry_point}" not in solution:
         return solution, tests, "no_code"
-    tests = [t for t in tests if entry_point in t]
+    tests = [t for t in tests if entry_point in t and _parses(t)]
     if not tests:
         return solution, tests, "no_tests"
     return solution, tests[:8], None

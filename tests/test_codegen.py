@@ -116,6 +116,19 @@ def test_split_reply_failures(reply, reason):
     assert C.split_reply(reply, "add")[2] == reason
 
 
+def test_split_reply_finds_tests_in_test_functions_and_unittest_classes():
+    reply = ("```python\ndef add(a, b):\n    return a + b\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+             "    assert add(0, 0) == 0\n    assert add(5, \n```\n"  # the last assert was cut off by the length limit
+             "```python\nimport unittest\nclass TestAdd(unittest.TestCase):\n    def test_it(self):\n"
+             "        self.assertEqual(add(2, 2), 4)\n        self.assertTrue(add(1, 1) == 2)\n"
+             "        self.assertFalse(add(1, 1) == 3)\n\ntest_add()\nunittest.main()\n```")
+    sol, tests, err = C.split_reply(reply, "add")
+    assert err is None
+    assert tests == ["assert add(1, 2) == 3", "assert add(0, 0) == 0", "assert add(2, 2) == 4",
+                     "assert add(1, 1) == 2", "assert not (add(1, 1) == 3)"]
+    assert "test_add" not in sol and "unittest.main" not in sol and "def add" in sol
+
+
 def test_split_reply_unclosed_block_and_asserts_inside_main():
     reply = "```python\ndef add(a, b):\n    return a + b\nif __name__ == '__main__':\n    assert add(2, 2) == 4\n"
     sol, tests, err = C.split_reply(reply, "add")
