@@ -105,6 +105,7 @@ def _description(text: str, sig_end: int) -> str:
                 keep.append(line)
             desc = " ".join(keep)
     desc = desc.split("```")[0]
+    desc = re.split(r"\bSignature:|\bTask:|\n\s*\n", desc.strip())[0]  # one exercise, one paragraph
     desc = re.sub(r"\s+", " ", desc).strip()
     return desc[:600]
 

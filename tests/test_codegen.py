@@ -72,6 +72,9 @@ def test_parse_problem():
     assert C.parse_problem("Write a function that adds numbers.")[1] == "no signature"
     assert C.parse_problem("def function_name(x):")[1] == "placeholder name"
     assert C.parse_problem("Signature: def f(x)\n")[1] == "no task description"
+    p, _ = C.parse_problem("Signature: def sq(xs: list) -> int\nTask: Return the sum of squares. Empty gives 0. "
+                           "Signature: def other(x) -> int Task: Something else.")
+    assert p.entry_point == "sq" and "other" not in p.text and p.text.endswith("Empty gives 0.")
 
 
 def test_parse_problem_drops_a_solution_the_model_wrote_anyway():
