@@ -330,6 +330,8 @@ def error_digest(result: SandboxResult | None, parse_error: str | None = None, l
         return "no result"
     if result.status == "timed_out":
         return f"Timed out after {TEST_LIMITS.timeout:.0f} seconds (infinite loop?)."
+    if result.error_type == "AssertionError" and result.reason.startswith("AssertionError: test "):
+        return result.reason  # our instrumented assert already says which test and what came back
     text = (result.stderr or result.reason).strip()
     return text[-limit:]
 
