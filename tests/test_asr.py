@@ -182,3 +182,17 @@ def test_unknown_backend_and_offline_hub_id():
 
     with pytest.raises((MissingModelError, OSError)):
         R.ASR.load("no-such-org/no-such-whisper", device="cpu")
+
+
+@needs_tiny
+@needs_clips
+@pytest.mark.models
+def test_int8_option_keeps_transcripts_usable():
+    from helpers.speech_metrics import wer
+
+    q = R.ASR.load("whisper-tiny.en", device="cpu", int8=True, verbose=False)
+    files = sorted(LIBRIVOX.glob("*.wav"))[1:2]
+    out = q.transcribe(files, progress=False)
+    refs = _references()
+    assert wer([refs[f.stem] for f in files], [o.text for o in out]).wer < 0.3
+    assert -2.0 < out[0].avg_logprob < 0
