@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
             params[k] = v
     nb = Path(args.notebook)
     out = Path(args.out or ROOT / "build" / ("smoke" if args.smoke else "full") / nb.name)
-    res = run_notebook(nb, out, smoke=args.smoke, parameters=params, timeout=args.timeout)
+    res = run_notebook(nb, out, smoke=args.smoke, parameters=params, timeout=args.timeout, cell_timeout=args.timeout)
     append_csv(ROOT / "build" / "notebook_runs.csv", res)
     print(f"{res.notebook}: {'ok' if res.ok else 'FAILED'} in {res.seconds}s, peak {res.peak_rss_mb} MB, "
           f"network {'isolated' if res.isolated_network else 'NOT isolated'} -> {out}")
