@@ -157,7 +157,7 @@ def audio_table(items: Sequence[dict[str, Any]], audio_field: str = "path", fiel
     """A few players, each with its fields printed above it (e.g. text, voice, WER)."""
     for it in items:
         cap = " | ".join(f"{f}: {it.get(f)}" for f in fields)
-        audio(it[audio_field], caption=cap or None)
+        audio(it[audio_field], rate=it.get("rate") or it.get("sampling_rate"), caption=cap or None)
 
 
 
