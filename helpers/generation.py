@@ -262,10 +262,10 @@ class LM:
                 mask[r, width - len(ids[i]):] = 1
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             inp, mask, pos = inp.to(self.device), mask.to(self.device), pos.to(self.device)
-            logits = self.model(input_ids=inp, attention_mask=mask, position_ids=pos).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            logits = self.model(input_ids=inp, attention_mask=mask, position_ids=pos).logits[:, :-1]
             tgt = inp[:, 1:]
-            nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+            nll = torch.nn.functional.cross_entropy(  # fused: no full log-softmax copy of the logits
+                logits.reshape(-1, logits.shape[-1]).float(), tgt.reshape(-1), reduction="none").view(tgt.shape)
             m = mask[:, 1:].float() * mask[:, :-1].float()
             per = (nll * m).sum(-1) / m.sum(-1)
             for r, i in enumerate(idx):
