@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         if executed.exists():
             render_html(executed, page)
         status = "ok" if res.ok else "FAILED"
-        print(f"  {status} in {res.seconds:.0f}s, peak {res.peak_rss_mb:.0f} MB -> {page.relative_to(ROOT)}")
+        print(f"  {status} in {res.seconds:.0f}s, peak {res.peak_rss_mb:.0f} MB -> {page}")
         if not res.ok:
             print("  " + res.error.replace("\n", "\n  ")[-2500:])
         rows.append((nb, title_of(nb), res, page.exists()))
