@@ -68,8 +68,9 @@ def _child(nb: str, out: str, params_json: str, cell_timeout: int, result_file: 
                             log_output=False, request_save_on_cell_execute=True)
     except Exception as e:  # papermill raises with the failing cell's traceback
         err = _ANSI.sub("", str(e))
-    peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # The kernel is this process's child. Our own figure would not do: Linux carries a process's peak RSS
+    # across fork and exec, so it would include the memory of whatever started the run (pytest, say).
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     Path(result_file).write_text(json.dumps({"error": err, "peak_rss_mb": peak_kb / 1024}))
     return 0
 
