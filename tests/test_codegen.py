@@ -246,5 +246,14 @@ def test_real_model_writes_a_passing_solution(box):
     prob = C.Problem("numbers", "", "`def digit_sum(n: int) -> int:` Return the sum of the decimal digits of "
                      "the non-negative integer n.", "digit_sum", "def digit_sum(n: int) -> int:")
     run = C.solve_with_feedback(lm, [prob], box, rounds=1, max_new_tokens=200, temperature=0.0, progress=False)
-    assert run.items[0].attempts[0].failure in (None, *C.FAILURES)
-    assert run.items[0].passed, run.items[0].attempts[-1].error
+    item = run.items[0]
+    assert item.attempts[0].failure in (None, *C.FAILURES)
+    assert item.passed or item.attempts[-1].failure in C.FAILURES, "a failed item must say why"
+    # The model's own tests can be wrong (it once asserted digit_sum(111111111) == 55), so the solution is
+    # judged here by tests we wrote: a 0.5B coder gets this function right.
+    ours = "\n".join(["assert digit_sum(0) == 0", "assert digit_sum(7) == 7", "assert digit_sum(1234) == 10",
+                      "assert digit_sum(111111111) == 9"])
+    best = next((a for a in item.attempts if a.solution.strip()), None)
+    assert best is not None, "the model wrote no code"
+    res = box.run_python(best.solution + "\n\n" + ours)
+    assert res.status == "passed", (res.status, res.reason, best.solution)
