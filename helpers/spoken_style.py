@@ -37,7 +37,7 @@ from num2words import num2words
 
 __all__ = [
     "CHECKS", "REJECT_REASONS", "FILLERS", "RewriteResult", "SpokenRewriter", "UnspeakableError",
-    "rewrite", "rewrite_many", "to_spoken", "check_speakable", "add_fillers", "number_words",
+    "rewrite", "rewrite_many", "to_spoken", "check_speakable", "is_changed", "add_fillers", "number_words",
     "normalize_inline", "summarise", "LMRewrite", "lm_rewrite_messages", "parse_lm_rewrite", "lm_rewrite",
 ]
 
@@ -133,12 +133,13 @@ _OPS = {"+": "plus", "-": "minus", "\u2212": "minus", "*": "times", "\u00d7": "t
         "/": "divided by", "\u00f7": "divided by", "=": "equals", "^": "to the power of", "<": "is less than",
         ">": "is greater than", "<=": "is at most", ">=": "is at least", "\u2264": "is at most",
         "\u2265": "is at least", "\u2260": "is not equal to", "!=": "is not equal to", "\u2248": "is about"}
-_SYMBOL_WORDS = {"&": " and ", "@": " at ", "+": " plus ", "=": " equals ", "%": " percent ", "\u2192": " to ",
+_SYMBOL_WORDS = {"&": " and ", "@": " at ", "+": " plus ", "=": " equals ", "!=": " is not equal to ",
+                 ">=": " is at least ", "<=": " is at most ", "==": " equals ", "%": " percent ", "\u2192": " to ",
                  "->": " to ", "=>": " to ", "\u2190": " from ", "\u00b1": " plus or minus ", "\u03c0": " pi ",
                  "\u221e": " infinity ", "\u2026": "...", "\u2014": ", ", "\u2013": ", ", "\u2022": ", ",
                  "\u00b2": " squared ", "\u00b3": " cubed ", "\u221a": " the square root of ", "\u00d7": " times ",
                  "\u00f7": " divided by ", "\u2248": " about ", "\u2264": " at most ", "\u2265": " at least ",
-                 "\u2260": " not equal to ", "\u00a9": " copyright ", "\u2122": "", "\u00ae": "", "~": " about "}
+                 "\u2260": " is not equal to ", "\u00a9": " copyright ", "\u2122": "", "\u00ae": "", "~": " about "}
 _FRACTIONS = {(1, 2): "one half", (1, 3): "one third", (2, 3): "two thirds", (1, 4): "one quarter",
               (3, 4): "three quarters"}
 
@@ -223,7 +224,7 @@ _MONEY_CODE_FIRST = re.compile(rf"\b(USD|EUR|GBP|JPY|INR)\s?({_NUM})(?:\s?(k|K|M
 _PERCENT = re.compile(rf"(?<![\w.])(-?)({_NUM})\s?%")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.I)
 _DECADE = re.compile(r"(?<![\w'])(?:(1[0-9]|20)(\d)0|'(\d)0)s\b")
-_UNIT = re.compile(rf"(?<![\w.])({_NUM})\s?({_UNIT_RE})(?![\w/])")
+_UNIT = re.compile(rf"(?<![\w.])(?:([-\u2212])(?=\d))?({_NUM})\s?({_UNIT_RE})(?![\w/])")
 _SCALED = re.compile(rf"(?<![\w.])({_NUM})\s?(k|K|M|B|bn|mn)\b")
 _TIMES = re.compile(rf"(?<![\w.])({_NUM})[x\u00d7](?![\w])(?!\s*[-+=*/^])")
 _RANGE = re.compile(rf"(?<![\w.\-/])({_NUM})\s?[-\u2013\u2014]\s?({_NUM})(?![\w.\-/])")
@@ -249,6 +250,32 @@ _ITALIC = re.compile(r"(?<![\w*])([*_])(?=\S)([^*_\n]+?)(?<=\S)\1(?![\w*])")
 _HTML = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
 _ENUM = re.compile(r"(^|[\s:;,.])(\d{1,2}|[A-Ea-e])\)(?=\s)")
 _PARENS = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|\{([^{}]*)\}")
+# "10 000", "1 000 000", "250\u202f000": digit groups separated by (narrow, no-break) spaces. With a plain space
+# the groups are only joined when that is the likely reading ("10 000", "100 000"), not for "100 200 300".
+_SPACED_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:[ \u00a0\u202f\u2009]\d{3})+)(?![\d,]|\.\d)")
+# 1.2.3 (a version), 15.03.2023 (a date), 192.168.0.1 (an address)
+_DOTTED = re.compile(r"(?:(?<=\bv)|(?<![\w.]))\d+(?:\.\d+){2,}(?![\w]|\.\d)")
+# 2010-2015, 1990-95: year ranges
+_YEAR_RANGE = re.compile(r"(?<![\w.\-/:])(1[1-9]\d\d|20\d\d)\s?[-\u2013\u2014]\s?(1[1-9]\d\d|20\d\d|\d\d)(?![\w.\-/:])")
+_YEAR_MONTH = re.compile(r"(?<![\w.\-/:])(1[89]\d\d|20\d\d)-(0[1-9]|1[0-2])(?![\w.\-/:])")
+# $50-$500, \u20ac5 - 10: one currency for a range
+_MONEY_RANGE = re.compile(rf"([$\u20ac\u00a3\u00a5\u20b9])\s?({_NUM})\s?[-\u2013\u2014]\s?\1?\s?({_NUM})(?![\w.])")
+# 5-10 km: a range with a unit
+_RANGE_UNIT = re.compile(rf"(?<![\w.\-/])({_NUM})\s?[-\u2013\u2014]\s?({_NUM})\s?({_UNIT_RE})(?![\w/])")
+# simple maths with letters: x > 3, x^2, a*b, X \u2013 Y, 2x + 1 = 7. An operand is a number or one letter
+# (optionally with a number in front: 2x); "-" and "\u2013" between letters need spaces around them, so
+# "x-ray", "A-B testing" and "A\u2013Z" stay words.
+_VAR = r"\d*[^\W\d_](?![\w'])"
+_ALG_OPERAND = rf"(?:{_NUM}(?![\w.])|{_VAR})"
+_ALG_OP = r"<=|>=|!=|\s[-\u2013]\s|[+\u2212*\u00d7/\u00f7=^<>\u2264\u2265\u2260\u2248]"
+_ALGEBRA = re.compile(rf"(?<![\w.'\-])[-\u2212]?{_ALG_OPERAND}(?:\s*(?:{_ALG_OP})\s*[-\u2212]?{_ALG_OPERAND})+(?![\w'\-])")
+_ALG_TOKEN = re.compile(rf"({_NUM})|([^\W\d_])|(<=|>=|!=|[-\u2013+\u2212*\u00d7/\u00f7=^<>\u2264\u2265\u2260\u2248])")
+# f(x), E(X \u2013 Y), cos(2x): a one-letter or well-known function applied to a short maths argument
+_FUNC = re.compile(r"(?<![\w'])([b-zB-HJ-Z\u03b1-\u03c9]|sin|cos|tan|log|ln|exp|sqrt|max|min|gcd|lcm)\(([^()\n]{1,40})\)")
+_FUNC_ARG = re.compile(r"^\s*(?:(?:\d+(?:\.\d+)?|\d*[^\W\d_])(?![\w])\s*(?:<=|>=|!=|[-\u2013+\u2212*\u00d7/\u00f7=^<>,]\s*)?)+$")
+_FUNC_NAMES = {"sqrt": "the square root", "ln": "the natural log", "log": "log", "exp": "exp", "max": "the maximum",
+               "min": "the minimum", "gcd": "the greatest common divisor", "lcm": "the least common multiple"}
+_FLAG = re.compile(r"(?<![\w\-])(-+)(?=[^\W\d_])")  # ls -ltr, --verbose
 
 
 def _math_words(m: "re.Match[str]") -> str:
@@ -261,6 +288,89 @@ def _math_words(m: "re.Match[str]") -> str:
     for num, op in _MATH_TOKEN.findall(expr):
         out.append(number_words(num) if num else _OPS[op])
     return " ".join(out)
+
+
+_ALG_WORDS = dict(_OPS, **{"-": "minus", "\u2013": "minus", "x": "x"})
+_DASHES = {"-", "\u2013"}
+
+
+def _algebra_words(m: "re.Match[str]") -> str:
+    """Simple maths with one-letter variables into words (``x^2 + 1`` -> ``x squared plus one``)."""
+    expr = m.group(0)
+    tokens = _ALG_TOKEN.findall(expr)
+    letters = [v for _n, v, _o in tokens if v]
+    binary_ops = [o for k, (_n, _v, o) in enumerate(tokens) if o and k and not tokens[k - 1][2]]
+    if not letters or not binary_ops:
+        return expr  # numbers only: the number rules handle it
+    if all(o == "/" for o in binary_ops) and (not any(n for n, _v, _o in tokens) or re.search(r"\d[^\W\d_]", expr)):
+        return expr  # a/b, w/o, 60s/70s: the slash rule reads it as "or"
+    if all(o in _DASHES for o in binary_ops):
+        # "6 \u2013 n" and "X \u2013 Y" are maths; "vitamin D - 500" and "I - you" are not
+        numbers = any(n for n, _v, _o in tokens)
+        lower_ok = all(v.islower() and v != "a" for v in letters)
+        upper_ok = not numbers and all(v.isupper() and v not in ("I", "A") for v in letters)
+        if not (lower_ok or upper_ok):
+            return expr
+    return " " + _tokens_to_words(tokens) + " "
+
+
+def _tokens_to_words(toks: "list[tuple[str, str, str]]") -> str:
+    out: list[str] = []
+    prev_operand = False
+    for k, (num, var, op) in enumerate(toks):
+        if num:
+            if out and out[-1] == "to the power of" and num in ("2", "3") and (k + 1 == len(toks) or toks[k + 1][2]):
+                out[-1] = "squared" if num == "2" else "cubed"
+            else:
+                out.append(number_words(num))
+            prev_operand = True
+        elif var:
+            out.append(var)
+            prev_operand = True
+        else:
+            out.append(_ALG_WORDS.get(op, op) if prev_operand or op not in ("-", "\u2212", "\u2013") else "minus")
+            prev_operand = False
+    return " ".join(out)
+
+
+def _function_words(m: "re.Match[str]") -> str:
+    """``f(x)`` -> ``f of x``; ``sqrt(2)`` -> ``the square root of 2`` (only for short maths arguments)."""
+    name, arg = m.group(1), m.group(2)
+    if not _FUNC_ARG.match(arg):
+        return m.group(0)
+    words = ", ".join(_tokens_to_words(_ALG_TOKEN.findall(part)) for part in arg.split(","))
+    fname = _FUNC_NAMES.get(name, name)
+    if fname.startswith("the ") and re.search(r"\bthe\s*$", m.string[: m.start()], re.I):
+        fname = fname[4:]  # "the gcd(4, 6)": no second "the"
+    return f" {fname} of {words} "
+
+
+def _spaced_thousands(m: "re.Match[str]") -> str:
+    first, rest = m.group(1), m.group(2)
+    groups = re.findall(r"\d{3}", rest)
+    narrow = any(c in rest for c in "\u00a0\u202f\u2009")
+    if narrow or len(first) <= 2 or "000" in groups:
+        return first + "".join("," + g for g in groups)
+    return m.group(0)
+
+
+def _dotted_words(m: "re.Match[str]") -> str:
+    parts = m.group(0).split(".")
+    if len(parts) == 3 and len(parts[2]) == 4 and 1 <= int(parts[0]) <= 31 and 1 <= int(parts[1]) <= 12 \
+            and 1100 <= int(parts[2]) <= 2099:
+        return _date_words(int(parts[2]), int(parts[1]), int(parts[0]))  # 15.03.2023, day first
+    if len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts):
+        return " dot ".join(" ".join(number_words(d) for d in p) for p in parts)  # an address, digit by digit
+    return " point ".join(number_words(p) for p in parts)  # a version: one point two point three
+
+
+def _year_range(m: "re.Match[str]") -> str:
+    start, end = m.group(1), m.group(2)
+    if len(end) == 2:
+        end = start[:2] + end
+    if int(end) <= int(start):
+        return m.group(0)  # not a range of years (2023-03 is a month)
+    return f"{number_words(int(start), to='year')} to {number_words(int(end), to='year')}"
 
 
 def normalize_inline(text: str, log: _Log | None = None) -> str:
@@ -283,6 +393,10 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
     t = log.sub("email", _EMAIL, lambda m: " " + m.group(0).replace(".", " dot ").replace("@", " at ")
                 .replace("_", " underscore ").replace("-", " dash ").replace("+", " plus ") + " ", t)
 
+    t = log.sub("number", _SPACED_THOUSANDS, _spaced_thousands, t)  # 10 000 -> 10,000, read below
+    t = log.sub("maths", _FUNC, _function_words, t)
+    t = log.sub("number", _DOTTED, lambda m: " " + _dotted_words(m) + " ", t)
+
     def iso(m: "re.Match[str]") -> str:
         y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
         return _date_words(y, mo, d) if 1 <= mo <= 12 and 1 <= d <= 31 else m.group(0)
@@ -303,11 +417,15 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
         + (f", {number_words(int(m.group(3)), to='year')}" if m.group(3) else "")
         if 1 <= int(m.group(1)) <= 31 else m.group(0)), t)
     t = log.sub("date", _MONTH_YEAR, lambda m: f"{_month(m.group(1))} {number_words(int(m.group(2)), to='year')}", t)
+    t = log.sub("year", _YEAR_RANGE, _year_range, t)
+    t = log.sub("date", _YEAR_MONTH, lambda m: f"{_MONTHS[int(m.group(2)) - 1]} {number_words(int(m.group(1)), to='year')}", t)
     t = log.sub("time", _TIME, lambda m: (
         _time_words(int(m.group(1)), int(m.group(2)), m.group(4))
         if int(m.group(1)) <= 24 and int(m.group(2)) < 60 and not m.group(3) else m.group(0)), t)
     t = log.sub("time", _HOUR_AMPM, lambda m: _time_words(int(m.group(1)), 0, m.group(2))
                 if 1 <= int(m.group(1)) <= 12 else m.group(0), t)
+    t = log.sub("currency", _MONEY_RANGE, lambda m: (
+        f"{number_words(m.group(2).replace(',', ''))} to {_money(m.group(1), m.group(3), None)}"), t)
     t = log.sub("currency", _MONEY_SIGN, lambda m: _money(m.group(1), m.group(2), m.group(3)), t)
     t = log.sub("currency", _MONEY_CODE, lambda m: _money(_CURRENCY_CODE[m.group(3)], m.group(1), m.group(2)), t)
     t = log.sub("currency", _MONEY_CODE_FIRST, lambda m: _money(_CURRENCY_CODE[m.group(1)], m.group(2), m.group(3)), t)
@@ -326,13 +444,19 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
     t = log.sub("year", _YEAR, lambda m: m.group(1) + m.group(2) + number_words(int(m.group(3)), to="year"), t)
     t = log.sub("phone", _PHONE, lambda m: ", ".join(
         " ".join(number_words(d) for d in grp) for grp in re.findall(r"\d+", m.group(0))), t)
+    t = log.sub("maths", _ALGEBRA, _algebra_words, t)  # with letters; numbers-only sums are left to _MATH
     t = log.sub("maths", _MATH, _math_words, t)
+
+    def range_unit(m: "re.Match[str]") -> str:
+        return f"{number_words(m.group(1))} to {number_words(m.group(2))} {_UNITS[m.group(3)][1]}"
+
+    t = log.sub("range", _RANGE_UNIT, range_unit, t)
     t = log.sub("range", _RANGE, lambda m: f"{number_words(m.group(1))} to {number_words(m.group(2))}", t)
 
     def unit(m: "re.Match[str]") -> str:
-        one, many = _UNITS[m.group(2)]
-        val = m.group(1).replace(",", "")
-        return f"{number_words(val)} {one if val in ('1', '1.0') else many}"
+        one, many = _UNITS[m.group(3)]
+        val = m.group(2).replace(",", "")
+        return f"{'minus ' if m.group(1) else ''}{number_words(val)} {one if val in ('1', '1.0') else many}"
 
     t = log.sub("unit", _UNIT, unit, t)
     t = log.sub("number", _SCALED, lambda m: f"{number_words(m.group(1))} {_SCALE[m.group(2)]}", t)
@@ -348,10 +472,18 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
 
     t = log.sub("fraction", _FRACTION, fraction, t)
     t = log.sub("symbol", _HASH_NUM, lambda m: "number " + number_words(m.group(1)), t)
-    t = log.sub("number", _NEG, lambda m: "minus " + number_words(m.group(1)), t)
     t = log.sub("number", _DIGIT_IN_WORD, " ", t)  # GPT-4, mp3, 3D: split, then spell
+    t = log.sub("number", _NEG, lambda m: "minus " + number_words(m.group(1)), t)
     t = log.sub("number", _PLAIN_NUM, lambda m: number_words(m.group(1)), t)
-    t = log.sub("number", _ANY_DIGITS, lambda m: number_words(m.group(0)), t)  # leftovers such as 1.2.3
+    t = log.sub("number", _ANY_DIGITS, lambda m: " " + number_words(m.group(0)) + " ", t)  # leftovers such as v.3
+    def flag(m: "re.Match[str]") -> str:
+        before = m.string[: m.start()].rstrip(" \t")
+        if (not before or before[-1] in "\n.!?:") and m.string[m.end():m.end() + 1].isupper():
+            log.dropped.append(("symbol", m.group(1)))
+            return ""  # "-Create a survey": a list bullet without its space
+        return "dash " * len(m.group(1))
+
+    t = log.sub("symbol", _FLAG, flag, t)  # command-line flags: ls -ltr -> ls dash ltr
     t = log.sub("symbol", _HASHTAG, lambda m: "hashtag " + m.group(1), t)
     t = log.sub("symbol", _SLASH_WORDS, " or ", t)
     t = log.sub("symbol", _DOT_WORD, "dot ", t)  # .js, .csv
@@ -441,8 +573,8 @@ class RewriteResult:
 
     @property
     def changed(self) -> bool:
-        """The spoken text differs from the input (whitespace aside); rejected items count as unchanged."""
-        return self.rejected is None and " ".join(self.text.split()) != " ".join(self.original.split())
+        """The rewrite changed what is said; rejected items count as unchanged (see :func:`is_changed`)."""
+        return self.rejected is None and is_changed(self.original, self.text)
 
 
 class SpokenRewriter:
@@ -499,6 +631,7 @@ class SpokenRewriter:
         pieces = []
         for chunk in chunks:
             chunk = self._inline_markdown(chunk, log)
+            chunk = log.sub("maths", _FUNC, _function_words, chunk)  # f(x) before parentheses become clauses
             chunk = self._parentheses(chunk, log)
             chunk = normalize_inline(chunk, log)
             chunk = self._parentheses(chunk, log)  # brackets uncovered by the rules above
@@ -701,6 +834,19 @@ class SpokenRewriter:
         return t
 
 
+_COSMETIC = re.compile(r"[\s.,;:!?]+")
+
+
+def is_changed(original: str, spoken: str) -> bool:
+    """True when ``spoken`` says something other than ``original``.
+
+    Whitespace and sentence punctuation (``. , ; : ! ?``) are ignored, so tidying alone
+    ("NieR:Automata" -> "NieR: Automata", a full stop added at a line break) is not a change,
+    while spelling a number, dropping markdown or a bracket, or adding a filler is.
+    """
+    return _COSMETIC.sub("", original or "") != _COSMETIC.sub("", spoken or "")
+
+
 # ---------------------------------------------------------------------------- fillers
 def _rng_for(text: str, seed: int) -> random.Random:
     digest = hashlib.sha1(f"{seed}:{text}".encode("utf-8", "replace")).hexdigest()
@@ -747,7 +893,8 @@ def check_speakable(text: str, *, max_words: int = 120) -> list[str]:
     - ``empty``: no words at all;
     - ``digits``: a digit is left (TTS voices read them inconsistently);
     - ``symbols``: a character that is not a letter, space or plain punctuation
-      (``.,!?;:'"-``), for example ``$ % & @ / = * #`` or an emoji;
+      (``.,!?;:'"-``), for example ``$ % & @ / = * #`` or an emoji; also a hyphen in front of a
+      word (``-three``, ``-v``): that is a minus sign or a command-line flag, not a hyphen;
     - ``markdown``: headings, list bullets, tables, code marks, bold or links;
     - ``parentheses``: any of ``()[]{}``;
     - ``too_long``: more than ``max_words`` words.
@@ -758,7 +905,7 @@ def check_speakable(text: str, *, max_words: int = 120) -> list[str]:
         fails.append("empty")
     if any(c.isdigit() for c in text):
         fails.append("digits")
-    if any(not (c.isalnum() or c.isspace() or c in _PUNCT_OK or c in "()[]{}") for c in text):
+    if any(not (c.isalnum() or c.isspace() or c in _PUNCT_OK or c in "()[]{}") for c in text) or _FLAG.search(text):
         fails.append("symbols")
     if _MD_LEFT.search(text):
         fails.append("markdown")

@@ -69,6 +69,73 @@ def test_numbers_and_units(text: str, expected: str) -> None:
     assert spoken(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # a sign in front of a unit is a minus, not a hyphen
+    ("-3\u00b0C", "minus three degrees Celsius"),
+    ("It was -3\u00b0C in Oslo", "It was minus three degrees Celsius in Oslo"),
+    ("\u22125 kg", "minus five kilograms"),
+    # dotted numbers: versions, day-first dates, addresses
+    ("version 1.2.3", "version one point two point three"),
+    ("kivy 2.1.0 and v1.2.3", "kivy two point one point zero and v one point two point three"),
+    ("on 15.03.2023", "on March fifteenth, twenty twenty-three"),
+    ("IP 192.168.0.1", "IP one nine two dot one six eight dot zero dot one"),
+    # simple maths with letters
+    ("E(X \u2013 Y)", "E of X minus Y"),
+    ("Given E(X) = 12, find E(X \u2013 Y).", "Given E of X equals twelve, find E of X minus Y."),
+    ("x > 3", "x is greater than three"),
+    ("if a>0 and b <= 2", "if a is greater than zero and b is at most two"),
+    ("x^2", "x squared"),
+    ("f(x) = x^2 + 1", "f of x equals x squared plus one"),
+    ("the integral of x^2 cos(2x)", "the integral of x squared cos of two x"),
+    ("a*b", "a times b"),
+    ("x \u2212 y", "x minus y"),
+    ("6 \u2013 n points", "six minus n points"),
+    ("sqrt(16)", "the square root of sixteen"),
+    ("status != done", "status is not equal to done"),
+    # ... while words with hyphens and prose dashes stay words
+    ("x-ray and A-B testing", "x-ray and A-B testing"),
+    ("vitamin D - 500 IU", "vitamin D, five hundred IU"),
+    ("Jan 24 \u2013 Compliment Day", "January twenty-fourth, Compliment Day"),
+    # thousands written with spaces
+    ("10 000", "ten thousand"),
+    ("1 000 000 people", "one million people"),
+    ("250\u202f000 km", "two hundred and fifty thousand kilometres"),
+    ("scores 100 200 300", "scores one hundred two hundred three hundred"),
+    # year ranges read as years; ranges with a unit or a currency
+    ("2010-2015", "twenty ten to twenty fifteen"),
+    ("from 2010-2015", "from twenty ten to twenty fifteen"),
+    ("the 1990-95 recession", "the nineteen ninety to nineteen ninety-five recession"),
+    ("in 2023-03", "in March twenty twenty-three"),
+    ("wait 5-10 km", "wait five to ten kilometres"),
+    ("from $50 \u2013 $500", "from fifty to five hundred dollars"),
+    # command-line flags are spoken, a bullet without its space is dropped
+    ("run ls -ltr now", "run ls dash ltr now"),
+    ("-Create a survey", "Create a survey"),
+])
+def test_reviewed_rewrites(text: str, expected: str) -> None:
+    res = rewrite(text)
+    assert res.text == expected and res.checks == [], (res.text, res.checks)
+
+
+def test_check_flags_minus_sign_and_flags() -> None:
+    assert check_speakable("It was -three degrees") == ["symbols"]
+    assert check_speakable("use --verbose") == ["symbols"]
+    assert check_speakable("a well-known x-ray, pre- and post-war") == []
+
+
+def test_changed_ignores_cosmetic_edits() -> None:
+    from helpers.spoken_style import is_changed
+
+    res = rewrite("NieR:Automata")
+    assert res.text == "NieR: Automata" and not res.changed
+    assert not rewrite("first line\nNew sentence").changed  # only a full stop added
+    assert rewrite("This is **very** good").changed  # markdown removed
+    assert rewrite("I have 2 cats").changed
+    assert is_changed("a (b)", "a, b") and not is_changed("a , b", "a, b.")
+    s = summarise(rewrite_many(["NieR:Automata", "I have 2 dogs."]))
+    assert s["changed"] == 1
+
+
 def test_number_words_uses_num2words() -> None:
     assert number_words("1000000") == "one million"
     assert number_words(21, to="ordinal") == "twenty-first"
