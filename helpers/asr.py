@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .audio import TARGET_SR, as_array, check_audio, chunk_bounds
+from .audio import TARGET_SR, as_array, as_list_of_clips, check_audio, chunk_bounds
 from .env import cache_dir
 
 #: Whisper's window: 30 s of 16 kHz audio.
@@ -451,9 +451,7 @@ class ASR:
         ``self.last_stats`` afterwards holds audio seconds, wall seconds, the real-time factor
         (wall / audio; below 1 is faster than real time) and a Counter of skipped clips.
         """
-        single = not isinstance(audios, (list, tuple)) or (isinstance(audios, tuple) and len(audios) == 2
-                                                             and np.isscalar(audios[1]))
-        items = [audios] if single else list(audios)
+        items = as_list_of_clips(audios)
         t0 = time.perf_counter()
         pieces, owner, offsets, results, counts = _prepare_inputs(items, sample_rate, min(chunk_seconds, WINDOW_SECONDS))
         if self.backend == "transformers":
@@ -470,7 +468,14 @@ class ASR:
             decoded = self._run_faster_whisper(pieces, timestamps, language, progress)
         # stitch chunks back together
         agg: dict[int, list[tuple[float, _Piece]]] = {}
-        for idx, off, piece in zip(owner, offsets, decoded):
+        for idx, off, piece, audio_piece in zip(owner, offsets, decoded, pieces):
+            # Whisper sees a 30 s window padded with silence, so a timestamp can point past the end of a
+            # shorter piece (a segment "ending" at 28 s of a chunk cut at 27.15 s). Keep segments inside
+            # their piece, so the stitched segments of a chunked clip never overlap at a cut; an
+            # unfinished last segment ends where its piece ends.
+            dur = len(audio_piece) / TARGET_SR
+            piece.segments = [Segment(min(sg.start, dur), min(sg.end, dur) if sg.end > sg.start else dur, sg.text)
+                              for sg in piece.segments]
             agg.setdefault(idx, []).append((off, piece))
         for idx, parts in agg.items():
             r = results[idx]

@@ -7,7 +7,7 @@ so it plugs into Whisper (16 kHz), Piper (22.05 kHz), DNSMOS and resemblyzer ali
 - :func:`resample`: polyphase resampling (``scipy.signal.resample_poly``), exact for integer ratios.
 - :func:`to_mono`, :func:`peak_normalize`, :func:`add_noise`, :func:`chunk_bounds`.
 - :func:`as_array`: turns a path, an array, an ``(array, sr)`` pair or a ``datasets`` audio dict
-  into ``(float32 mono array, sr)``.
+  into ``(float32 mono array, sr)``; :func:`as_list_of_clips` tells one clip from a tuple of clips.
 - :func:`check_audio` / :func:`check_batch`: silent, clipped, empty, too short, wrong rate and
   non-finite audio are *detected and counted*, never a crash.
 """
@@ -150,6 +150,27 @@ def audio_bytes(audio: np.ndarray, sr: int, fmt: str = "WAV") -> bytes:
     return buf.getvalue()
 
 
+def is_array_sr_pair(x: Any) -> bool:
+    """True for one ``(array, sample_rate)`` pair, False for anything else, including a tuple of two paths.
+
+    The rate must be a number (not a bool) and the first element must not be a path or a string,
+    so ``("a.wav", "b.wav")`` is two clips and ``(audio, 22050)`` is one.
+    """
+    if not (isinstance(x, tuple) and len(x) == 2):
+        return False
+    rate, first = x[1], x[0]
+    return (isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, (bool, np.bool_))
+            and not isinstance(first, (str, bytes, os.PathLike)))
+
+
+def as_list_of_clips(audios: Any) -> list[Any]:
+    """A list of clips from one clip or many: a single path, array, dict or ``(array, sr)`` pair
+    becomes a list of one; a list or tuple of clips (``("a.wav", "b.wav")`` too) stays as it is."""
+    if isinstance(audios, list) or (isinstance(audios, tuple) and not is_array_sr_pair(audios)):
+        return list(audios)
+    return [audios]
+
+
 def as_array(x: AudioLike, sr: int | None = None, target_sr: int | None = TARGET_SR) -> tuple[np.ndarray, int]:
     """Normalise any audio input to ``(mono float32 array, sample_rate)``.
 
@@ -162,7 +183,7 @@ def as_array(x: AudioLike, sr: int | None = None, target_sr: int | None = TARGET
 
     if isinstance(x, (str, os.PathLike)):
         a, rate = load_audio(x, sr=None)
-    elif isinstance(x, tuple) and len(x) == 2 and np.isscalar(x[1]):
+    elif is_array_sr_pair(x):
         a, rate = to_mono(np.asarray(x[0], dtype=np.float32)), int(x[1])
     elif isinstance(x, dict):
         if x.get("array") is not None:

@@ -2,7 +2,8 @@
 
 - :func:`normalize_text` applies Whisper's English normaliser (shipped inside transformers, works
   offline): lower case, punctuation removed, numbers spelled the same way ("twenty five" and
-  "25" both become "25"), contractions and titles expanded ("Mr." -> "mister"), fillers dropped.
+  "25" both become "25"), contractions and titles expanded ("Mr." -> "mister"), fillers dropped;
+  then neighbouring digits are joined on both sides ("five five" and "5 5" both become "55").
 - :func:`wer` / :func:`utterance_wer` score hypotheses with jiwer after normalising; empty
   references are counted and kept out of the corpus score instead of crashing.
 - :func:`dnsmos` predicts speech quality (Microsoft's DNSMOS P.835 via ``speechmos``).
@@ -20,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .audio import TARGET_SR, as_array
+from .audio import TARGET_SR, as_array, as_list_of_clips
 
 # A few British -> American spellings, so "colour"/"color" do not count as errors. Whisper's
 # full mapping (about 1,700 words) lives in the hub repos' normalizer.json, not in any offline
@@ -43,15 +44,46 @@ def _normalizer():
     return EnglishTextNormalizer(SPELLING)
 
 
+def _join_digit_runs(tokens: list[str]) -> list[str]:
+    """Join neighbouring digit tokens into one (``5 5`` -> ``55``), reading a lone ``one`` next to
+    digits as ``1``.
+
+    Whisper's normaliser joins spelled digits ("five five" -> ``55``, "one two three" -> ``123``)
+    but leaves digits that were already written apart ("5 5" stays ``5 5``; "1 2 3" even becomes
+    ``one 2 3``, since it keeps "one" as a word). Without this step a correct transcript that
+    wrote the digits differently from the reference scores 100% or 200% WER.
+    """
+    digit = [t.isdigit() for t in tokens]
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        run = []
+        j = i
+        while j < len(tokens) and (digit[j] or (tokens[j] == "one" and (
+                (j > 0 and digit[j - 1]) or (j + 1 < len(tokens) and digit[j + 1])))):
+            run.append("1" if tokens[j] == "one" else tokens[j])
+            j += 1
+        if len(run) >= 2:
+            out.append("".join(run))
+            i = j
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
 def normalize_text(text: str | None) -> str:
     """Whisper's English text normalisation (``None`` and non-strings become ``""``).
 
     Leftover tokens with no letter or digit (Whisper's normaliser keeps a lone ``.`` from
-    ``"..."``) are dropped, so a reference of only symbols normalises to ``""``.
+    ``"..."``) are dropped, so a reference of only symbols normalises to ``""``. Runs of digits
+    are then joined the same way whether they were spelled or written ("five five", "5 5" and
+    "55" all become ``55``; see :func:`_join_digit_runs`), so number formatting alone is not an error.
     """
     if not isinstance(text, str) or not text:
         return ""
-    return " ".join(w for w in _normalizer()(text).split() if any(c.isalnum() for c in w))
+    tokens = [w for w in _normalizer()(text).split() if any(c.isalnum() for c in w)]
+    return " ".join(_join_digit_runs(tokens))
 
 
 @dataclass
@@ -142,8 +174,7 @@ def dnsmos(audios: Sequence[Any] | Any, sample_rate: int | None = None, progress
     from speechmos import dnsmos as _dns
     from tqdm.auto import tqdm
 
-    items = list(audios) if isinstance(audios, (list, tuple)) and not (
-        isinstance(audios, tuple) and len(audios) == 2 and np.isscalar(audios[1])) else [audios]
+    items = as_list_of_clips(audios)
     out: list[QualityScores] = []
     for item in tqdm(items, desc="DNSMOS", disable=not progress, leave=False):
         try:
@@ -187,7 +218,7 @@ class SpeakerEncoder:
 
         rows = []
         self.last_counts = Counter()
-        for item in tqdm(list(audios), desc="speaker embeddings", disable=not progress, leave=False):
+        for item in tqdm(as_list_of_clips(audios), desc="speaker embeddings", disable=not progress, leave=False):
             try:
                 a, _ = as_array(item, sr=sample_rate, target_sr=TARGET_SR)
                 a = np.nan_to_num(a)

@@ -158,6 +158,23 @@ def test_long_audio_is_chunked_and_stitched(tiny):
     ref = " ".join(refs[f.stem] for f in files)
     assert wer([ref], [out.text]).wer < 0.3
     assert out.segments[-1].end > 28.0  # timestamps of later chunks are shifted
+    # segments stay inside their chunk: none overlaps the next one at a cut, none ends after the audio
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(out.segments, out.segments[1:])), out.segments
+    assert all(s.start <= s.end <= out.seconds + 1e-6 for s in out.segments)
+
+
+@needs_tiny
+@needs_clips
+@pytest.mark.models
+def test_tuple_of_two_paths_is_two_clips(tiny):
+    files = sorted(LIBRIVOX.glob("*.wav"))[1:3]
+    out = tiny.transcribe((str(files[0]), str(files[1])), progress=False)  # np.isscalar("path") is True
+    assert len(out) == 2 and all(o.error is None and o.text for o in out), out
+    from helpers.audio import load_audio
+
+    a, sr = load_audio(files[0])
+    one = tiny.transcribe((a, sr), progress=False)  # one (array, rate) pair is one clip
+    assert len(one) == 1 and one[0].text == out[0].text
 
 
 @needs_tiny

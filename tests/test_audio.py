@@ -116,3 +116,20 @@ def test_concat_with_pauses():
     out = A.concat_with_pauses([tone(1.0), tone(1.0)], 16000, pause_seconds=0.5)
     assert len(out) == 16000 * 2 + 8000
     assert len(A.concat_with_pauses([], 16000)) == 0
+
+
+def test_array_sr_pair_versus_tuple_of_clips(tmp_path):
+    x = tone(0.2, 8000)
+    assert A.is_array_sr_pair((x, 8000)) and A.is_array_sr_pair((x, np.int64(8000)))
+    assert not A.is_array_sr_pair(("a.wav", "b.wav"))  # np.isscalar("b.wav") is True: the old test
+    assert not A.is_array_sr_pair((tmp_path / "a.wav", 16000))  # a path and a number: not audio
+    assert not A.is_array_sr_pair((x, True)) and not A.is_array_sr_pair([x, 8000]) and not A.is_array_sr_pair(x)
+    assert len(A.as_list_of_clips(("a.wav", "b.wav"))) == 2
+    assert len(A.as_list_of_clips((x, 8000))) == 1 and A.as_list_of_clips((x, 8000))[0][1] == 8000
+    assert len(A.as_list_of_clips([(x, 8000), (x, 8000)])) == 2 and len(A.as_list_of_clips(x)) == 1
+    assert len(A.as_list_of_clips("a.wav")) == 1
+    p1, p2 = A.save_audio(tmp_path / "a.wav", x, 8000), A.save_audio(tmp_path / "b.wav", x, 8000)
+    a, sr = A.as_array((x, 8000))
+    assert sr == A.TARGET_SR and abs(len(a) - 3200) <= 1  # 0.2 s at 8 kHz, resampled to 16 kHz
+    checks, counts = A.check_batch((str(p1), str(p2)))
+    assert counts["total"] == 2 and counts["unreadable"] == 0

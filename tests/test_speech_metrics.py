@@ -26,6 +26,25 @@ def test_normalize_text_whisper_style(raw, expected):
     assert M.normalize_text(raw) == expected.strip()
 
 
+@pytest.mark.parametrize("ref, hyp", [
+    ("five five", "5 5"),  # Whisper's normaliser joins spelled digits ("55") but not written ones ("5 5")
+    ("one two three", "1 2 3"),  # ... and reads a lone "1" as "one"
+    ("room one oh one", "room 1 0 1"),
+    ("seven of clubs", "7 of clubs"),
+    ("ten of clubs", "10 of clubs"),
+    ("twenty five apples", "25 apples"),
+])
+def test_number_formatting_is_not_an_error(ref, hyp):
+    assert M.normalize_text(ref) == M.normalize_text(hyp)
+    assert M.utterance_wer(ref, hyp) == 0.0 and M.utterance_wer(hyp, ref) == 0.0
+
+
+def test_digit_runs_joined_but_words_and_wrong_digits_kept():
+    assert M.normalize_text("5 5") == "55" and M.normalize_text("one of them") == "one of them"
+    assert M.utterance_wer("five five", "5 6") == 1.0  # a wrong digit is still an error
+    assert M.normalize_text("I have 2 cats and 3 dogs") == "i have 2 cats and 3 dogs"
+
+
 def test_normalize_handles_non_strings():
     assert M.normalize_text(None) == "" and M.normalize_text(42) == ""  # type: ignore[arg-type]
 
@@ -94,6 +113,19 @@ def test_dnsmos_scores_and_bad_input():
     assert out[1].bak < out[0].bak  # white noise lowers the background score
     assert [o.error for o in out[2:5]] == ["empty", "silent", "too_short"] and math.isnan(out[2].ovrl)
     assert out[5].error is None  # out-of-range samples are rescaled, not rejected
+
+
+@needs_speechmos
+@pytest.mark.models
+def test_dnsmos_tuple_of_two_paths_is_two_clips(tmp_path):
+    from helpers.audio import save_audio
+
+    paths = (str(save_audio(tmp_path / "a.wav", _speech_like(2.0), 16000)),
+             str(save_audio(tmp_path / "b.wav", _speech_like(2.0, seed=3), 16000)))
+    out = M.dnsmos(paths)  # np.isscalar("b.wav") is True: this once came back as one "unreadable" clip
+    assert len(out) == 2 and all(o.error is None and 1.0 <= o.ovrl <= 5.0 for o in out), out
+    one = M.dnsmos((_speech_like(2.0), 16000))
+    assert len(one) == 1 and abs(one[0].ovrl - out[0].ovrl) < 0.05
 
 
 @needs_resemblyzer
