@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
 
     iso = detect_isolation()
-    py = os.path.realpath(sys.executable)
+    py = iso.python or os.path.realpath(sys.executable)  # the interpreter the sandbox runs, for a fair ratio
     bare = lambda: subprocess.run([py, "-E", "-s", "-S", "-c", "pass"], check=True)  # noqa: E731
     variants = {"bare subprocess": bare}
     basic = Sandbox(isolation="basic")
@@ -60,7 +60,7 @@ def main() -> None:
 
     bare()  # warm caches
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other load inflates timings)")
-    print(f"isolation available: {iso.mode}; {args.n} runs of trivial passing Python per variant\n")
+    print(f"isolation available: {iso.mode}; {args.n} runs of trivial passing Python ({py}) per variant\n")
     print(f"{'variant':24s} {'serial runs/s':>14s} {f'{args.workers} workers runs/s':>18s} {'ms/run':>8s} {'overhead':>9s}")
     base = None
     results = {}

@@ -12,7 +12,11 @@ What one run gets (see :attr:`Sandbox.isolation` for what *this* machine allows)
 * a **wall-clock timeout** that SIGKILLs the whole group (a program cannot catch SIGKILL,
   so catching SIGTERM/SIGXCPU does not help it);
 * **rlimits**: CPU seconds, address space (memory), size of any file written, number of
-  processes (fork bombs), open files, no core dumps;
+  processes (fork bombs), open files, no core dumps. The process limit (RLIMIT_NPROC) counts
+  every thread of the program's *user*: with its own uid that is just the program, but in
+  basic mode without root it is the learner's own uid, already running the notebook kernel's
+  threads, the desktop and so on, so there the limit is set to that count plus
+  ``max_processes`` (see :func:`user_task_count`);
 * a **fresh temporary working directory** (as root: a size-limited tmpfs mounted over
   ``/tmp`` in a private mount namespace, so filling "the disk" fills only that, and the
   host's ``/tmp``, ``/var/tmp``, ``/dev/shm`` are hidden);
@@ -21,7 +25,10 @@ What one run gets (see :attr:`Sandbox.isolation` for what *this* machine allows)
 * **no network** (as root: a new, empty network namespace; without root a warning says so);
 * (as root) a **different, unprivileged user id** per run, so the program cannot read the
   caller's private files, edit or delete files it does not own, or signal the caller's
-  processes, and ``no_new_privs`` so setuid programs cannot give root back;
+  processes, and ``no_new_privs`` so setuid programs cannot give root back. Python programs
+  run with an interpreter checked (once) to work as that user: a pyenv or conda Python in a
+  private home folder cannot read its own standard library there, so the system ``python3``
+  is used instead and :meth:`Isolation.describe` says so (see :func:`choose_python`);
 * **bounded output**: at most ``max_output_bytes`` of stdout+stderr are kept; a program
   that prints more is stopped and reported as ``limit_hit``.
 
@@ -146,6 +153,9 @@ class Isolation:
     own_user: bool
     private_tmp: bool
     notes: tuple[str, ...] = ()
+    #: interpreter :meth:`Sandbox.run_python` uses by default (see :func:`choose_python`);
+    #: ``None`` when none was found that works as the sandbox user.
+    python: str | None = None
 
     def describe(self) -> str:
         yes = lambda b: "yes" if b else "NO"  # noqa: E731
@@ -156,6 +166,8 @@ class Isolation:
                  f"  private size-limited /tmp as working dir: {yes(self.private_tmp)}",
                  "  always: wall-clock kill of the process group, rlimits (cpu, memory, file size, "
                  "processes, open files), scrubbed environment, bounded output"]
+        if self.python:
+            lines.append(f"  Python inside the sandbox: {self.python}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -186,6 +198,113 @@ def _probe_namespaces() -> str | None:
     return None
 
 
+_PY_PROBE = "import sys, os, re, json, math; print(sys.version); print(sys.prefix); print(sys.base_prefix)"
+
+
+def _python_identity(python: str, uid: int | None = None) -> str | None:
+    """Version and prefixes ``python`` reports, run as ``uid`` (via setpriv) or as the caller; None if it fails."""
+    cmd = [python, "-E", "-s", "-S", "-B", "-c", _PY_PROBE]
+    if uid is not None:
+        cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--", *cmd]
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=30, env=SAFE_ENV, cwd="/")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.decode(errors="replace").strip() if p.returncode == 0 else None
+
+
+def _python_candidates() -> list[str]:
+    """This interpreter first, then the system's ``python3`` (absolute, symlinks resolved, no repeats)."""
+    found = [sys.executable, getattr(sys, "_base_executable", None),
+             shutil.which("python3", path=SAFE_ENV["PATH"]), "/usr/bin/python3", "/usr/local/bin/python3"]
+    out: list[str] = []
+    for c in found:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            real = os.path.realpath(c)
+            if real not in out:
+                out.append(real)
+    return out
+
+
+def choose_python(own_user: bool, candidates: Sequence[str] | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """The interpreter for sandboxed Python, and notes on the choice (for :meth:`Isolation.describe`).
+
+    When the sandbox runs programs as a separate unprivileged uid, the caller's interpreter
+    may not work for that uid. A conda, pyenv or venv interpreter installed under a private
+    home folder (``/root`` is ``drwx------``) can still be *started* (``setpriv`` looks the
+    binary up before it drops root), but it cannot read its own standard library: it then
+    silently falls back to another installation's (Debian's ``/usr/lib/python3.x`` when there
+    is one, a different patch version) or crashes at start-up when there is none. So each
+    candidate (this interpreter, then the system ``python3``) is run once as an unprivileged
+    uid and as the caller; the first whose version and prefixes agree both ways is used, and
+    a note says when that is not the caller's own interpreter. We do not change permissions
+    on the caller's folders to make theirs readable: that would expose private files.
+
+    Without a separate uid (``own_user=False``) the caller's interpreter is used unprobed.
+    Returns ``(None, notes)`` when no candidate works; :meth:`Sandbox.run_python` then reports
+    a ``crashed`` result with the notes as the reason instead of running anything.
+    """
+    cands = list(candidates) if candidates is not None else _python_candidates()
+    if not cands:
+        return None, ("no Python interpreter found for the sandbox.",)
+    if not own_user:
+        return cands[0], ()
+    uid = _next_uid()
+    tried = []
+    for py in cands:
+        mine = _python_identity(py)
+        theirs = _python_identity(py, uid) if mine is not None else None
+        if mine is not None and mine == theirs:
+            if py == cands[0]:
+                return py, ()
+            return py, (f"sandboxed Python is {py} ({mine.splitlines()[0].split()[0]}), not this kernel's "
+                        f"{cands[0]}: {'; '.join(tried)}.",)
+        why = ("does not run" if mine is None else
+               "cannot run as the unprivileged sandbox user" if theirs is None else
+               "cannot read its own standard library as the unprivileged sandbox user (its folder is private), "
+               f"so it would run the one under {theirs.splitlines()[-1]} instead")
+        tried.append(f"{py} {why}")
+    return None, ("NO usable Python for sandboxed programs: " + "; ".join(tried) +
+                  ". Install a system python3 (apt-get install python3) or run the course from a Python "
+                  "installed outside a private home folder.",)
+
+
+def user_task_count(uid: int | None = None) -> int | None:
+    """Processes plus threads of real user ``uid`` (default: ours), as RLIMIT_NPROC counts them.
+
+    Reads ``/proc`` (about 3 ms for 100 processes); ``None`` where ``/proc`` is missing.
+    """
+    uid = os.getuid() if uid is None else uid
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    n = 0
+    for e in entries:
+        if not e.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{e}").st_uid != uid:  # the effective uid: a cheap first filter
+                continue
+            with open(f"/proc/{e}/status", "rb") as fh:
+                data = fh.read()
+            ruid = int(data[data.index(b"\nUid:") + 5:].split()[0])
+            threads = int(data[data.index(b"\nThreads:") + 9:].split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile, or an unusual /proc
+        if ruid == uid:
+            n += threads
+    return n if n else None
+
+
+def _nproc_note() -> str:
+    return ("process limit: RLIMIT_NPROC counts all processes and threads of your user, so each run may start "
+            "max_processes more than your user already runs (counted in /proc before each run)"
+            if user_task_count() is not None else
+            "process limit NOT applied: your user's processes cannot be counted here (no /proc), and an absolute "
+            "limit would stop programs that need threads (node).")
+
+
 def detect_isolation(refresh: bool = False) -> Isolation:
     """Find out (once) whether namespaces are available; warn clearly when they are not."""
     global _ISOLATION
@@ -194,7 +313,8 @@ def detect_isolation(refresh: bool = False) -> Isolation:
             return _ISOLATION
         why = _probe_namespaces()
         if why is None:
-            _ISOLATION = Isolation("namespaces", True, True, True, True)
+            py, py_notes = choose_python(own_user=True)
+            _ISOLATION = Isolation("namespaces", True, True, True, True, py_notes, py)
         else:
             notes = (f"namespaces unavailable ({why}).",
                      "NOT isolated: the network, the caller's files and processes of the same user, "
@@ -203,9 +323,12 @@ def detect_isolation(refresh: bool = False) -> Isolation:
             own = os.geteuid() == 0 and shutil.which("setpriv") is not None
             if own:  # root without namespaces: still drop to an unprivileged uid (NPROC needs that)
                 notes = (notes[0], notes[1].replace("the caller's files and processes of the same user, ", ""))
+            elif os.geteuid() != 0:
+                notes += (_nproc_note(),)
             if sys.platform != "linux":
                 notes += (f"on {sys.platform} the memory limit (RLIMIT_AS) may not be enforced.",)
-            _ISOLATION = Isolation("basic", False, False, own, False, notes)
+            py, py_notes = choose_python(own_user=own)
+            _ISOLATION = Isolation("basic", False, False, own, False, notes + py_notes, py)
             warnings.warn("helpers.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
         return _ISOLATION
 
@@ -225,11 +348,17 @@ while [ "$N" -gt 0 ]; do printf '%%s' "$2" > "$1" || fail "write $1"; shift 2; N
 ulimit -c 0; ulimit -S -t "$CPU"; ulimit -H -t $((CPU + 1)); ulimit -v "$MEMKB" 2>/dev/null; ulimit -f "$FBLK"
 ulimit -n "$NFILE"
 """
+# The process limit: dash and busybox call it `ulimit -p`; bash (pipe size, read-only) and zsh need
+# `-u`. "-" means "not applied" (basic mode without root when processes cannot be counted).
+_NPROC = r"""
+if [ "$NPROC" != "-" ]; then
+  ulimit -p "$NPROC" 2>/dev/null || ulimit -u "$NPROC" 2>/dev/null || fail "could not set the process limit"
+fi
+"""
 _NS_SCRIPT = (_COMMON + r"""
 mount --all --fstab "$W" || fail "mounting the private tmpfs"
 cd /tmp || fail "cd /tmp"
-""" + _WRITE_FILES + r"""
-ulimit -p "$NPROC"
+""" + _WRITE_FILES + _NPROC + r"""
 # no exec: this shell stays PID 1 of the namespace, so the program gets normal signal
 # semantics, and when the shell exits the kernel kills whatever the program left behind.
 setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- "$@"
@@ -238,8 +367,7 @@ exit $?
 
 _BASIC_SCRIPT = (_COMMON + r"""
 cd "$W" || fail "cd"
-""" + _WRITE_FILES + r"""
-ulimit -p "$NPROC" 2>/dev/null || ulimit -u "$NPROC" 2>/dev/null  # dash: -p, bash/zsh: -u
+""" + _WRITE_FILES + _NPROC + r"""
 if [ "$U" != "-" ]; then exec setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs -- "$@"; fi
 exec "$@"
 """) % {"marker": _SETUP_FAIL, "rc": _SETUP_RC}
@@ -348,22 +476,28 @@ class Sandbox:
 
     Args:
         limits: default limits for every run (each call may override them).
-        python: interpreter used by :meth:`run_python` (default: this one, run with ``-E -s -S``
-            so it sees no environment settings and no site-packages).
+        python: interpreter used by :meth:`run_python`, run with ``-E -s -S`` so it sees no
+            environment settings and no site-packages. Default: the one :func:`choose_python`
+            found to work as the sandbox user (this one where it can; see ``isolation.python``).
+            An explicit path is used as given.
         node: the ``node`` executable for :meth:`run_javascript` (found on ``PATH``).
         isolation: force ``"basic"`` (e.g. to compare costs); default: detect.
     """
 
+    #: the POSIX shell that runs the launcher script (a class attribute, so tests can try others)
+    shell: str = "/bin/sh"
+
     def __init__(self, limits: Limits | None = None, *, python: str | None = None, node: str | None = None,
                  isolation: str | None = None) -> None:
         self.limits = limits or Limits()
-        self.python = python or os.path.realpath(sys.executable)
         self.node = node or shutil.which("node") or shutil.which("nodejs")
         iso = detect_isolation()
         if isolation == "basic" and iso.mode != "basic":
-            iso = Isolation("basic", False, False, os.geteuid() == 0 and shutil.which("setpriv") is not None,
-                            False, ("forced basic mode",))
+            own = os.geteuid() == 0 and shutil.which("setpriv") is not None
+            notes = ("forced basic mode",) + ((_nproc_note(),) if not own and os.geteuid() != 0 else ())
+            iso = Isolation("basic", False, False, own, False, notes + iso.notes, iso.python)
         self.isolation = iso
+        self.python = python or iso.python
 
     # .................................................................. public API
     def run_python(self, code: str, *, files: Mapping[str, str | bytes] | None = None, stdin: str | bytes = b"",
@@ -373,6 +507,9 @@ class Sandbox:
         ``files`` are extra files written next to it (e.g. ``{"solution.py": ...}``).
         Keyword ``overrides`` change single limits (``timeout=2``).
         """
+        if not self.python:
+            return SandboxResult("crashed", " ".join(n for n in self.isolation.notes if "Python" in n)
+                                 or "no usable Python interpreter for the sandbox", None, language="python")
         files = dict(files or {})
         files["main.py"] = code
         return self.run_command([self.python, "-E", "-s", "-S", "-B", "main.py"], files=files, stdin=stdin,
@@ -455,13 +592,13 @@ class Sandbox:
         workdir = "/tmp" if ns else where
         env = dict(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
         args = [where, "-" if uid is None else str(uid), str(max(1, int(lim.cpu_seconds))), str(int(lim.memory_mb) * 1024),
-                str(int(lim.file_size_mb) * 2048),  # dash counts 512-byte blocks
-                str(int(lim.max_processes)), str(int(lim.max_open_files)), str(len(pairs) // 2), *pairs]
+                str(int(lim.file_size_mb) * 2048),  # sh counts 512-byte blocks
+                self._nproc(lim, uid), str(int(lim.max_open_files)), str(len(pairs) // 2), *pairs]
         if ns:
             cmd = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc",
-                   "/bin/sh", "-c", _NS_SCRIPT, "sdw-sandbox", *args, *argv]
+                   self.shell, "-c", _NS_SCRIPT, "sdw-sandbox", *args, *argv]
         else:
-            cmd = ["/bin/sh", "-c", _BASIC_SCRIPT, "sdw-sandbox", *args, *argv]
+            cmd = [self.shell, "-c", _BASIC_SCRIPT, "sdw-sandbox", *args, *argv]
         data = stdin.encode() if isinstance(stdin, str) else bytes(stdin or b"")
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if data else subprocess.DEVNULL,
@@ -481,6 +618,32 @@ class Sandbox:
                              time.perf_counter() - t0, etype, truncated, language)
 
     @staticmethod
+    def _nproc(lim: Limits, uid: int | None) -> str:
+        """The RLIMIT_NPROC value for the launcher ("-": not applied).
+
+        With a fresh uid (or as root, which the limit does not bind) it is ``max_processes``.
+        Without root the program runs as the learner's own uid, and the kernel counts *every*
+        thread of that uid (notebook kernel, desktop, other programs) against the limit: an
+        absolute 32 would stop node, which starts several threads, on any busy desktop. So the
+        limit is what the user runs now plus ``max_processes``, at most the hard limit.
+        """
+        if uid is not None or os.geteuid() == 0:
+            return str(int(lim.max_processes))
+        now = user_task_count()
+        if now is None:
+            return "-"
+        value = now + int(lim.max_processes)
+        try:
+            import resource
+
+            hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+        except (ImportError, OSError, ValueError):
+            pass
+        return str(value)
+
+    @staticmethod
     def _kill_group(pgid: int) -> None:
         try:
             os.killpg(pgid, signal.SIGKILL)
@@ -489,7 +652,13 @@ class Sandbox:
 
     def _collect(self, proc: subprocess.Popen, data: bytes, lim: Limits,
                  t0: float) -> tuple[bytes, bytes, bool, str | None]:
-        """Read bounded output until exit or deadline; kill the group on timeout/overflow."""
+        """Read bounded output until exit or deadline; kill the group on timeout/overflow.
+
+        The run ends when the program's main process ends (as in the PID namespace, where the
+        kernel then kills everything it left): where ``os.pidfd_open`` exists, its exit is
+        watched too, the output already written is drained, and the group is killed, so
+        children that keep the output pipes open cannot stretch a run to the wall-clock limit.
+        """
         deadline = t0 + lim.timeout
         cap = int(lim.max_output_bytes)
         out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
@@ -507,13 +676,27 @@ class Sandbox:
                     threading.Thread(target=self._feed, args=(proc.stdin, data), daemon=True).start()
             except (BrokenPipeError, OSError):
                 pass
-        open_fds = 2
+        pidfd = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(proc.pid)
+                sel.register(pidfd, selectors.EVENT_READ, "exit")
+            except OSError:
+                pidfd = None
+        open_fds, leader_done = 2, False
         while open_fds:
             left = deadline - time.perf_counter()
             if left <= 0:
                 killed_for = "timeout"
                 break
-            for key, _ in sel.select(timeout=min(left, 0.5)):
+            ready = sel.select(timeout=0 if leader_done else min(left, 0.5))
+            if leader_done and not any(key.data != "exit" for key, _ in ready):
+                break  # the main process has ended and its output is drained
+            for key, _ in ready:
+                if key.data == "exit":
+                    sel.unregister(key.fileobj)
+                    leader_done = True
+                    continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     sel.unregister(key.fileobj)
@@ -550,6 +733,8 @@ class Sandbox:
                     killed_for = "timeout"
             self._kill_group(proc.pid)
         sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
         proc.wait()
         for f in (proc.stdout, proc.stderr, proc.stdin):
             if f is not None:

@@ -6,21 +6,29 @@ with calloc, which passes instantly without RLIMIT_AS; the fork bomb stops at 20
 which it reaches without RLIMIT_NPROC. Attacks that only namespaces can stop (network,
 files outside the folder, stray processes) are skipped, with the reason, where the machine
 does not allow namespaces (not root).
+
+``tests/check_sandbox_mutations.py`` removes each protection in turn and checks that the
+matching test here fails (run by :func:`test_every_protection_is_tested` below).
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from helpers.sandbox import Limits, Sandbox, SandboxResult, classify, detect_isolation
+import helpers.sandbox as S
+from helpers.sandbox import Limits, Sandbox, SandboxResult, choose_python, classify, detect_isolation
 
 ISO = detect_isolation()
 needs_ns = pytest.mark.skipif(ISO.mode != "namespaces", reason="needs root namespaces: " + " ".join(ISO.notes))
@@ -109,8 +117,9 @@ def test_infinite_loop_killed_at_wall_clock(box):
 
 def test_cpu_limit_stops_busy_loop_that_ignores_sigxcpu(box):
     code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
-    r = bounded(box.run_python, code, timeout=25.0, cpu_seconds=1)
-    # without RLIMIT_CPU this would run to the 25 s wall clock and report timed_out
+    r = bounded(box.run_python, code, timeout=12.0, cpu_seconds=1)
+    # without RLIMIT_CPU this would run to the 12 s wall clock and report timed_out; with it, the
+    # hard limit (2 CPU s) ends it after 2 s on an idle core, about 5 s on a core shared 2.5 ways
     assert r.status == "limit_hit", r
     assert r.duration < 10
 
@@ -121,7 +130,7 @@ def test_catching_signals_does_not_survive_timeout(box):
             "    signal.signal(s, signal.SIG_IGN)\n"
             "while True:\n    time.sleep(0.05)\n")
     t0 = time.perf_counter()
-    r = bounded(box.run_python, code, timeout=1.5, limit=20)
+    r = bounded(box.run_python, code, timeout=1.5, limit=10)
     assert r.status == "timed_out", r
     assert time.perf_counter() - t0 < 5
 
@@ -296,21 +305,131 @@ def test_files_outside_the_folder_are_safe(box):
 
 
 @needs_ns
-def test_cannot_kill_its_parent_or_other_processes(box):
+def test_cannot_kill_its_parent_or_other_processes(box, monkeypatch):
+    """The program really tries: its parent, every PID it can see, ``kill -1``, and host PIDs.
+
+    Victims outside: a root process, and a process running as the *same uid* the program
+    gets (so only the PID namespace protects it from ``kill(-1)``, which signals every process
+    of one's own uid). The caller (pytest) must survive too.
+    """
+    same_uid = 190_000 + os.getpid() % 9_000  # outside the sandbox's own uid range (>= 200000)
+    monkeypatch.setattr(S, "_next_uid", lambda: same_uid)
     victim = subprocess.Popen(["sleep", "60"])
+    twin = subprocess.Popen(["setpriv", f"--reuid={same_uid}", f"--regid={same_uid}", "--clear-groups", "--",
+                             "sleep", "60"])
     code = (f"import os, signal\n"
-            f"for pid in ({victim.pid}, {os.getpid()}, os.getppid()):\n"
-            f"    if pid > 1:\n"
-            f"        try:\n            os.kill(pid, signal.SIGKILL); print('KILLED', pid)\n"
-            f"        except OSError as e:\n            print('blocked', pid, e)\n")
+            f"def hit(pid, what):\n"
+            f"    try:\n        os.kill(pid, signal.SIGKILL); print('KILLED', what, pid, flush=True)\n"
+            f"    except OSError as e:\n        print('blocked', what, pid, e.strerror, flush=True)\n"
+            f"print('parent is', os.getppid(), 'uid', os.getuid(), flush=True)\n"
+            f"hit(os.getppid(), 'parent')\n"
+            f"for pid in ({victim.pid}, {twin.pid}, {os.getpid()}, {os.getppid()}):  # host numbers\n"
+            f"    hit(pid, 'host-pid')\n"
+            f"seen = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]\n"
+            f"print('visible', len(seen), seen, flush=True)\n"
+            f"for pid in seen:\n    hit(pid, 'visible')\n"
+            f"try:\n    os.kill(-1, signal.SIGKILL); print('kill -1 sent', flush=True)\n"
+            f"except OSError as e:\n    print('kill -1 blocked', e.strerror, flush=True)\n"
+            f"os.killpg(0, signal.SIGCONT)\n"
+            f"print('still here', flush=True)\n")
     try:
+        time.sleep(0.2)  # both victims are running
+        assert victim.poll() is None and twin.poll() is None
         r = bounded(box.run_python, code)
-        time.sleep(0.2)
-        assert victim.poll() is None, "the sandboxed program killed a process outside it"
-        assert "KILLED" not in r.stdout
+        time.sleep(0.3)
+        assert f"uid {same_uid}" in r.stdout and "visible" in r.stdout, r  # the attack really ran
+        assert "blocked parent" in r.stdout, r.stdout  # its parent (the namespace's PID 1) refused
+        assert victim.poll() is None, "the sandboxed program killed a root process outside it"
+        assert twin.poll() is None, "the sandboxed program killed a process of its own uid outside it"
+        assert "KILLED host-pid" not in r.stdout, r.stdout
     finally:
-        victim.kill()
-        victim.wait()
+        for p in (victim, twin):
+            p.kill()
+            p.wait()
+
+
+def test_open_file_limit(box):
+    code = ("fs = []\ntry:\n    for i in range(500):\n        fs.append(open('/dev/null'))\n"
+            "except OSError as e:\n    print('refused:', e)\nprint('opened', len(fs))\n")
+    r = bounded(box.run_python, code)
+    opened = int(r.stdout.split("opened")[-1]) if "opened" in r.stdout else -1
+    assert r.status == "passed" and "Too many open files" in r.stdout, r  # 500 < the usual 1024 default
+    assert 0 < opened < LIMITS.max_open_files, r.stdout
+    r = bounded(box.run_python, "fs = [open('/dev/null') for _ in range(500)]")
+    assert (r.status, r.reason) == ("limit_hit", "open files"), r
+
+
+# ---------------------------------------------------------------------- which Python, which shell
+def _identity(py: str) -> list[str]:
+    out = subprocess.run([py, "-E", "-s", "-S", "-c", "import sys; print(sys.version); print(sys.prefix)"],
+                         capture_output=True, text=True, check=True, env=S.SAFE_ENV, cwd="/")
+    return out.stdout.split("\n")[:2]
+
+
+def test_sandboxed_python_uses_its_own_standard_library(box):
+    """The interpreter inside reports the version and prefix it has outside (not a stranger's stdlib)."""
+    assert box.python and box.python == ISO.python
+    r = bounded(box.run_python, "import sys, json, re, collections\nprint(sys.version)\nprint(sys.prefix)")
+    assert r.status == "passed", r
+    assert r.stdout.split("\n")[:2] == _identity(box.python), (r.stdout, box.isolation.describe())
+
+
+@pytest.mark.skipif(not ISO.own_user or not ISO.python, reason="needs root and setpriv (a separate sandbox uid)")
+def test_choose_python_skips_an_interpreter_with_a_private_stdlib(tmp_path):
+    """Like a pyenv/conda Python under /root (drwx------): it starts as another uid, but reads the wrong stdlib."""
+    stdlib = subprocess.run([ISO.python, "-E", "-S", "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    home = tmp_path / "private-home"
+    ver = Path(stdlib).name  # "python3.11"
+    (home / "bin").mkdir(parents=True)
+    (home / "lib").mkdir()
+    (home / "lib" / ver).symlink_to(stdlib)  # its own stdlib, inside the private folder
+    private = home / "bin" / ver
+    shutil.copy2(ISO.python, private)
+    home.chmod(0o700)
+    assert _identity(str(private))[1] == str(home)  # as the caller it finds its own prefix
+    broken = tmp_path / "broken-python"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    py, notes = choose_python(True, [str(private), str(broken), ISO.python])
+    assert py == ISO.python, notes
+    assert "cannot read its own standard library" in notes[0] and "does not run" in notes[0], notes
+    py, notes = choose_python(True, [str(private), str(broken)])
+    assert py is None and "NO usable Python" in notes[0], notes
+    nobody = Sandbox(LIMITS)
+    nobody.python, nobody.isolation = None, replace(nobody.isolation, python=None, notes=notes)
+    r = nobody.run_python("print(1)")
+    assert r.status == "crashed" and "NO usable Python" in r.reason, r
+
+
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="bash is not installed")
+def test_limits_hold_where_sh_is_bash(tmp_path):
+    """Where /bin/sh is bash, `ulimit -p` is the read-only pipe size: the launcher must fall back to -u."""
+    sh = tmp_path / "sh"
+    sh.symlink_to("/bin/bash")  # bash started as "sh" runs in POSIX mode, as /bin/sh would
+    bash_box = Sandbox(LIMITS)
+    bash_box.shell = str(sh)
+    marker = f"{3000 + os.getpid() % 1000}.{int(time.time()) % 100000}"
+    code = (f"import os\nn = 0\n"
+            f"for i in range(200):\n"
+            f"    try:\n        pid = os.fork()\n"
+            f"    except OSError:\n        print('EAGAIN', flush=True)\n        break\n"
+            f"    if pid == 0:\n        os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+            f"    n += 1\n"
+            f"print('forked', n, flush=True)\n")
+    try:
+        r = bounded(bash_box.run_python, code)
+        forked = int(r.stdout.split("forked")[-1].split()[0]) if "forked" in r.stdout else -1
+        if os.geteuid() != 0 or ISO.own_user:  # RLIMIT_NPROC does not bind root itself
+            assert "EAGAIN" in r.stdout and 0 <= forked < LIMITS.max_processes + (0 if ISO.own_user else 200), r
+    finally:
+        time.sleep(0.2)
+        kill_all(survivors(f"sleep {marker}"))
+    r = bounded(bash_box.run_python, "open('big', 'wb').write(b'x' * 8 * 2 ** 20)")  # 512-byte blocks in POSIX mode
+    assert (r.status, r.reason) == ("limit_hit", "file size"), r
+    r = bounded(bash_box.run_python, "open('ok', 'wb').write(b'x' * 3 * 2 ** 20)\nprint('ok')")
+    assert r.status == "passed", r
+    assert bounded(bash_box.run_python, "x = bytes(3 * 1024 ** 3)").reason == "memory"
 
 
 # ---------------------------------------------------------------------- javascript
@@ -375,3 +494,81 @@ def test_basic_mode_still_enforces_limits():
     r = bounded(basic.run_python, code)
     if basic.isolation.own_user or os.geteuid() != 0:  # RLIMIT_NPROC does not bind root itself
         assert r.status == "passed" and int(r.stdout) < 200, r
+
+
+_NONROOT_CHILD = r"""
+import json, os, sys, threading
+sys.path.insert(0, os.getcwd())
+stop = threading.Event()
+for _ in range(40):  # a busy learner: the notebook kernel's torch threads, the desktop, ...
+    threading.Thread(target=stop.wait, daemon=True).start()
+from helpers.sandbox import Limits, Sandbox, user_task_count
+box = Sandbox(Limits(timeout=10, cpu_seconds=5, memory_mb=256, max_processes=16))
+out = {"uid": os.getuid(), "mode": box.isolation.mode, "own_user": box.isolation.own_user,
+       "describe": box.isolation.describe(), "tasks": user_task_count()}
+r = box.run_python("import threading\nts = [threading.Thread(target=print, args=(i,)) for i in range(6)]\n"
+                   "[t.start() for t in ts]\n[t.join() for t in ts]\nprint('threads ok')")
+out["python"] = [r.status, r.reason, r.stdout[-200:]]
+if box.node:
+    r = box.run_javascript("console.log('node ok')")
+    out["node"] = [r.status, r.reason, r.stdout[-200:] + r.stderr[-300:]]
+code = ("import os\nn = 0\nfor i in range(200):\n    try:\n        pid = os.fork()\n"
+        "    except OSError:\n        print('EAGAIN', flush=True)\n        break\n"
+        "    if pid == 0:\n        os.execv('/bin/sleep', ['sleep', sys_marker])\n    n += 1\n"
+        "print('forked', n, flush=True)\n").replace("sys_marker", repr(sys.argv[1]))
+r = box.run_python(code)
+out["fork"] = [r.status, r.reason, r.stdout[-200:]]
+r = box.run_python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+                   timeout=2, cpu_seconds=2)
+out["bomb"] = [r.status, r.reason]
+out["after"] = box.run_python("print('fine')").status
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not ISO.python,
+                    reason="needs root to start a child as another (non-root) user")
+def test_basic_mode_as_a_non_root_user_with_many_threads():
+    """A learner without root: RLIMIT_NPROC counts every thread of their uid (here 40 besides the
+    sandbox), so an absolute limit of 16 would stop node and Python threads; the limit is relative."""
+    uid = 180_000 + os.getpid() % 9_000
+    marker = f"{4000 + os.getpid() % 1000}.{int(time.time()) % 100000}"
+    env = dict(S.SAFE_ENV, HOME="/tmp")
+    try:
+        p = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                            ISO.python, "-B", "-c", _NONROOT_CHILD, marker], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        time.sleep(0.2)
+        left = survivors(f"sleep {marker}")
+        kill_all(left)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["uid"] == uid and out["mode"] == "basic" and not out["own_user"], out
+    assert out["tasks"] and out["tasks"] > 40, out  # the child's own threads are counted
+    assert "process limit" in out["describe"], out["describe"]
+    assert out["python"][0] == "passed" and "threads ok" in out["python"][2], out["python"]
+    if "node" in out:
+        assert out["node"][0] == "passed" and "node ok" in out["node"][2], out["node"]
+    assert out["fork"][0] == "passed" and "EAGAIN" in out["fork"][2], out["fork"]
+    forked = int(out["fork"][2].split("forked")[-1].split()[0])
+    assert forked <= 16, out["fork"]  # the fork bomb got at most max_processes more
+    assert out["bomb"][0] in ("timed_out", "limit_hit") and out["after"] == "passed", out
+    assert left == [], "forked children survived the run"
+
+
+@needs_ns
+def test_every_protection_is_tested():
+    """Remove each protection in turn (tests/check_sandbox_mutations.py): its hostile-code tests must fail.
+
+    About 20 s on an idle 2-core machine (13 mutations, 2 at a time, each in a fresh interpreter).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_sandbox_mutations", REPO / "tests" / "check_sandbox_mutations.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = mod.check(echo=False)
+    assert set(results) == set(mod.MUTATIONS)
+    missed = {name: info for name, (caught, info) in results.items() if not caught}
+    assert not missed, missed
