@@ -274,7 +274,8 @@ def _percent(rng: random.Random, d: int) -> tuple[str, Fraction, list[str], str]
     steps += [f"Sale price: {price} - {format_number(off)} = {format_number(sale)} dollars."]
     if d == 2:
         return q + " What is the sale price in dollars?", sale, steps, "dollars"
-    tax = rng.choice([5, 8, 10])
+    # only taxes that keep whole cents (the sale price can end in 50 cents, and 5% of that does not)
+    tax = rng.choice([t for t in (5, 8, 10) if (sale * (100 + t)).denominator == 1])
     n = rng.randint(2, 4)
     with_tax = sale * (100 + tax) / 100
     total = with_tax * n
@@ -477,7 +478,10 @@ _NUM_RE = re.compile(
     r"(?:\s*/\s*(?P<den>\d+(?:\.\d+)?)(?!\d))?"
 )
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]+?)\s*\}\s*\{\s*([^{}]+?)\s*\}")
-_HASH_RE = re.compile(r"#{3,}\s*([^\n]*)")
+# The GSM8K answer line: exactly four '#' (not glued to a word or more '#') and then a number,
+# so Markdown headings such as "### Step 2" or "#### Step 2: add" are never read as answers.
+_HASH_RE = re.compile(r"(?<![#\w])####(?!#)[ \t]*(?=\**[ \t]*(?:\\boxed\s*\{|\\\(|\$\s*)?[-\u2212+$\u20ac\u00a3]?\s*\.?\d)([^\n]*)")
+_NUMBERED_HEADING = re.compile(r"^\**\s*\d+[.):]\s*\**\s*[A-Za-z]")  # "#### 1. Compute the cost"
 _ANSWER_IS_RE = re.compile(
     r"answer(?: to [^\n:]{0,40}?)?\s*(?:\*\*)?\s*(?:is|:|=|would be|will be)\s*[:=]?\s*(?:\*\*)?\s*([^\n]{0,80})",
     re.I)
@@ -556,7 +560,8 @@ def _boxed_contents(text: str) -> list[str]:
 def extract_answer(text: str | None) -> Extraction:
     """Find the final answer in a chain of thought.
 
-    Rules, first match wins: the last ``#### x`` line; the last ``\\boxed{x}``; the last
+    Rules, first match wins: the last ``#### x`` (exactly four ``#`` and a number, so Markdown
+    headings like ``### Step 2`` or ``#### 1. Add`` do not count); the last ``\\boxed{x}``; the last
     "answer is x" / "Answer: x"; else the last number anywhere. Empty or ``None`` input gives
     ``Extraction(None, "none")``; huge inputs are cut to their last 20,000 characters (the
     answer is at the end).
@@ -565,6 +570,8 @@ def extract_answer(text: str | None) -> Extraction:
         return Extraction(None, "none")
     text = _normalise(text[-_MAX_CHARS:])
     for m in reversed(list(_HASH_RE.finditer(text))):
+        if _NUMBERED_HEADING.match(m.group(1)):
+            continue
         v = _parse_final(m.group(1))
         if v is not None:
             return Extraction(v, "hash", m.group(0).strip())

@@ -40,6 +40,25 @@ def test_every_template_gives_consistent_problems(template, difficulty):
         assert parse_number(p.steps[-1].rsplit("=", 1)[-1]) == p.answer
 
 
+@pytest.mark.parametrize("template", sorted(mg.TEMPLATES))
+@pytest.mark.parametrize("difficulty", mg.DIFFICULTIES)
+def test_answers_are_whole_numbers_or_money_over_many_seeds(template, difficulty):
+    """What the notebook promises: dollar answers are whole cents, every other answer a whole number.
+
+    (The percent template at difficulty 3 used to add a 5% tax to prices ending in 50 cents,
+    giving answers such as 354.375 in 15 of 3,000 draws; 40 seeds never met one.)
+    """
+    for seed in range(3000):
+        p = make_problem(template, difficulty, seed)
+        if p.unit == "dollars":
+            assert (p.answer * 100).denominator == 1, (p.question, p.answer_str)
+            for line in p.steps:  # every intermediate amount is whole cents too
+                for x in mg.numbers_in(line):
+                    assert (x * 100).denominator == 1, (p.question, line)
+        else:
+            assert p.answer.denominator == 1, (p.question, p.answer_str)
+
+
 def test_difficulty_means_more_steps():
     for t in mg.TEMPLATES:
         steps = [np.mean([make_problem(t, d, s).n_steps for s in range(20)]) for d in mg.DIFFICULTIES]
@@ -110,6 +129,30 @@ def test_extract_answer_formats(text, value, method):
     ex = extract_answer(text)
     assert ex.value == Fraction(value), (text, ex)
     assert ex.method == method, (text, ex)
+
+
+# Replies in the style of Qwen2.5 models: Markdown step headings, then \\boxed{} or a sentence.
+QWEN_STYLE = [
+    ("### Step 1\nMaya buys 3 pens at $5: 3 * 5 = 15.\n### Step 2\n15+27=42\n\\boxed{42}", 42, "boxed"),
+    ("To solve this, we go step by step.\n\n### Step 1: Cost of the notebooks\n4 notebooks cost 4 * 3 = 12 dollars.\n\n"
+     "### Step 2: Cost of the pens\n6 pens cost 6 * 5 = 30 dollars.\n\n### Step 3: Total\n12 + 30 = 42 dollars.\n\n"
+     "### Final Answer\nThe total is \\(\\boxed{42}\\) dollars.", 42, "boxed"),
+    ("### Step 1: Trays\n5 * 12 = 60 muffins.\n### Step 2: Sold\n60 * 3/4 = 45.\n### Step 3: Left\n60 - 45 = 15\n\n"
+     "The answer is 15.", 15, "answer_is"),
+    ("#### Step 1: Distance\n60 * 3 = 180 km\n#### Step 2: Total\n180 + 40 = 220 km\n#### 220", 220, "hash"),
+    ("## Solution\n#### 1. First part\n3 * 4 = 12\n#### 2. Second part\n12 * 2 = 24\nSo she has 24 dollars left.",
+     24, "last_number"),
+    ("### Step 1\n20% of 150 is 30.\n### Step 2\n150 - 30 = 120\n#### 120", 120, "hash"),
+    ("#### Final Answer\nThe final answer is $\\boxed{7.5}$", Fraction(15, 2), "boxed"),
+    ("**Step 1:** 8 + 5 = 13\n**Step 2:** 13 * 2 = 26\n\n**Answer:** #### 26", 26, "hash"),
+    ("##### 3 levels deep\nThe answer is 9", 9, "answer_is"),
+]
+
+
+@pytest.mark.parametrize("text,value,method", QWEN_STYLE)
+def test_markdown_step_headings_are_not_answers(text, value, method):
+    ex = extract_answer(text)
+    assert (ex.value, ex.method) == (Fraction(value), method), (text, ex)
 
 
 @pytest.mark.parametrize("bad", [None, "", "   ", "no numbers here at all", "#### ", r"\boxed{}", "\x00\x01"])
