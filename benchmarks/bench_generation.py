@@ -31,13 +31,15 @@ def main() -> None:
     args = ap.parse_args()
     use_all_cores()
     print(describe())
+    t0 = time.perf_counter()
     lm = LM.load(args.model)
+    print(f"loaded {args.model} in {time.perf_counter() - t0:.2f}s (bundled models load from the de-quantised cache)")
     prompts = [f"Write a short paragraph about the number {i} and why it is interesting." for i in range(args.prompts)]
     n_tok = args.new_tokens
     # Naive: render, tokenize and generate one prompt at a time with plain model.generate.
     tok, model = lm.tokenizer, lm.model
-    model.generate(**tok(lm.render(prompts[0]), return_tensors="pt", add_special_tokens=False), max_new_tokens=4,
-                   do_sample=False)  # warm-up
+    model.generate(**tok(lm.render(prompts[0]), return_tensors="pt", add_special_tokens=False).to(model.device),
+                   max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)  # warm-up
     t0 = time.perf_counter()
     naive_tokens = 0
     with torch.inference_mode():
