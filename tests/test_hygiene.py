@@ -65,5 +65,8 @@ def test_notebook_hygiene(path: Path) -> None:
     md = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     for heading in CLOSING_HEADINGS:
         assert heading in md, f"missing section '{heading}'"
-    assert any(c.cell_type == "code" and "assert " in c.source for c in cells), "no assert on a measured outcome"
+    results = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Results" in c.source]
+    assert results, "missing the '## Results' section (asserts on the measured outcome)"
+    after = next((c for c in cells[results[0] + 1:] if c.cell_type == "code"), None)
+    assert after is not None and "assert " in after.source, "the Results section needs a code cell with asserts"
     assert drift(path, nb) == [], drift(path, nb)
