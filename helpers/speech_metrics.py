@@ -6,7 +6,8 @@
   then neighbouring digits are joined on both sides ("five five" and "5 5" both become "55").
 - :func:`wer` / :func:`utterance_wer` score hypotheses with jiwer after normalising; empty
   references are counted and kept out of the corpus score instead of crashing.
-- :func:`dnsmos` predicts speech quality (Microsoft's DNSMOS P.835 via ``speechmos``).
+- :func:`dnsmos` predicts speech quality (Microsoft's DNSMOS P.835 via ``speechmos``);
+  :func:`dnsmos_warmup` loads it, so timings that follow measure scoring only.
 - :class:`SpeakerEncoder` embeds voices with resemblyzer's GE2E encoder; :func:`speaker_similarity`.
 - :func:`real_time_factor` and :class:`RTFTimer` measure speed (wall seconds / audio seconds).
 """
@@ -17,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -72,6 +73,14 @@ def _join_digit_runs(tokens: list[str]) -> list[str]:
     return out
 
 
+def whisper_normalize(text: str | None) -> str:
+    """Whisper's English normaliser alone, without :func:`normalize_text`'s digit joining
+    (to show what number formatting does to WER: ``"five five"`` -> ``55`` but ``"5 5"`` -> ``5 5``)."""
+    if not isinstance(text, str) or not text:
+        return ""
+    return " ".join(w for w in _normalizer()(text).split() if any(c.isalnum() for c in w))
+
+
 def normalize_text(text: str | None) -> str:
     """Whisper's English text normalisation (``None`` and non-strings become ``""``).
 
@@ -80,10 +89,7 @@ def normalize_text(text: str | None) -> str:
     are then joined the same way whether they were spelled or written ("five five", "5 5" and
     "55" all become ``55``; see :func:`_join_digit_runs`), so number formatting alone is not an error.
     """
-    if not isinstance(text, str) or not text:
-        return ""
-    tokens = [w for w in _normalizer()(text).split() if any(c.isalnum() for c in w)]
-    return " ".join(_join_digit_runs(tokens))
+    return " ".join(_join_digit_runs(whisper_normalize(text).split()))
 
 
 @dataclass
@@ -119,25 +125,37 @@ def _counts(ref: str, hyp: str) -> tuple[int, int, int, int]:
     return o.substitutions, o.deletions, o.insertions, o.hits
 
 
-def utterance_wer(reference: str, hypothesis: str, normalize: bool = True) -> float:
-    """WER of one pair; ``nan`` when the (normalised) reference is empty."""
-    ref = normalize_text(reference) if normalize else (reference or "").strip()
-    hyp = normalize_text(hypothesis) if normalize else (hypothesis or "").strip()
+def _norm_fn(normalize: bool | Callable[[str], str]) -> Callable[[str], str]:
+    if callable(normalize):
+        return lambda t: normalize(t) if isinstance(t, str) else ""
+    return normalize_text if normalize else (lambda t: (t or "").strip())
+
+
+def utterance_wer(reference: str, hypothesis: str, normalize: bool | Callable[[str], str] = True) -> float:
+    """WER of one pair; ``nan`` when the (normalised) reference is empty.
+
+    ``normalize``: ``True`` (:func:`normalize_text`), ``False`` (raw text) or a function of your own,
+    for example :func:`whisper_normalize`."""
+    norm = _norm_fn(normalize)
+    ref, hyp = norm(reference), norm(hypothesis)
     if not ref:
         return float("nan")
     s, d, i, _h = _counts(ref, hyp)
     return (s + d + i) / len(ref.split())
 
 
-def wer(references: Sequence[str], hypotheses: Sequence[str], normalize: bool = True) -> WERResult:
-    """Corpus WER (errors summed over all pairs / reference words summed), Whisper-normalised."""
+def wer(references: Sequence[str], hypotheses: Sequence[str],
+        normalize: bool | Callable[[str], str] = True) -> WERResult:
+    """Corpus WER (errors summed over all pairs / reference words summed), Whisper-normalised.
+
+    ``normalize`` as in :func:`utterance_wer`."""
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    norm = _norm_fn(normalize)
     S = D = I = H = N = skipped = 0
     per: list[float] = []
     for r, h in zip(references, hypotheses):
-        ref = normalize_text(r) if normalize else (r or "").strip()
-        hyp = normalize_text(h) if normalize else (h or "").strip()
+        ref, hyp = norm(r), norm(h)
         if not ref:
             skipped += 1
             per.append(float("nan"))
@@ -195,6 +213,21 @@ def dnsmos(audios: Sequence[Any] | Any, sample_rate: int | None = None, progress
         r = _dns.run(a, TARGET_SR)
         out.append(QualityScores(float(r["sig_mos"]), float(r["bak_mos"]), float(r["ovrl_mos"]), float(r["p808_mos"])))
     return out
+
+
+def dnsmos_warmup() -> float:
+    """Load the DNSMOS ONNX models and score one dummy clip; returns the seconds it took.
+
+    speechmos loads its two ONNX sessions on the first call, and librosa's mel filter bank and
+    onnxruntime's first run are slow once: together several seconds, more than scoring a dozen
+    clips. Call this before timing :func:`dnsmos` so a real-time factor measures scoring only.
+    DNSMOS itself scores 9 s windows with a 1 s hop (shorter clips are repeated up to 9 s), so its
+    cost per clip is one window for clips up to 10 s and grows with length after that.
+    """
+    t0 = time.perf_counter()
+    tone = 0.1 * np.sin(2 * np.pi * 200 * np.arange(TARGET_SR) / TARGET_SR).astype(np.float32)
+    dnsmos([tone])
+    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- speaker similarity

@@ -39,6 +39,13 @@ def test_number_formatting_is_not_an_error(ref, hyp):
     assert M.utterance_wer(ref, hyp) == 0.0 and M.utterance_wer(hyp, ref) == 0.0
 
 
+def test_whisper_normaliser_alone_scores_formatting_as_errors():
+    assert M.whisper_normalize("five five") == "55" and M.whisper_normalize("5 5") == "5 5"
+    assert M.utterance_wer("five five", "5 5", normalize=M.whisper_normalize) == 2.0  # the bug, reproduced
+    assert M.wer(["five five"], ["5 5"], normalize=M.whisper_normalize).wer == 2.0
+    assert M.wer(["five five"], ["5 5"]).wer == 0.0
+
+
 def test_digit_runs_joined_but_words_and_wrong_digits_kept():
     assert M.normalize_text("5 5") == "55" and M.normalize_text("one of them") == "one of them"
     assert M.utterance_wer("five five", "5 6") == 1.0  # a wrong digit is still an error
@@ -113,6 +120,21 @@ def test_dnsmos_scores_and_bad_input():
     assert out[1].bak < out[0].bak  # white noise lowers the background score
     assert [o.error for o in out[2:5]] == ["empty", "silent", "too_short"] and math.isnan(out[2].ovrl)
     assert out[5].error is None  # out-of-range samples are rescaled, not rejected
+
+
+@needs_speechmos
+@pytest.mark.models
+def test_dnsmos_warmup_takes_the_one_off_cost():
+    M.dnsmos_warmup()
+    clip = _speech_like(5.0)
+    t0 = time.perf_counter()
+    out = M.dnsmos([clip])
+    first_after_warmup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    M.dnsmos([clip])
+    again = time.perf_counter() - t0
+    assert out[0].error is None
+    assert first_after_warmup < 3 * again + 0.5, (first_after_warmup, again)  # no load left to pay
 
 
 @needs_speechmos
