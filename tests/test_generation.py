@@ -72,3 +72,20 @@ def test_perplexity_ranks_fluent_text_lower(lm):
 def test_prefix_prefills_the_reply(lm):
     g = lm.chat(["Describe a cat as a JSON object."], prefix="{", max_new_tokens=6, temperature=0, progress=False)[0]
     assert g.text.startswith("{") and len(g.text) > 1
+
+
+@pytest.mark.models
+def test_stop_when_ends_each_row_early_and_alone(lm):
+    prompts = ["Write a long story about a dragon who learns to cook, with many details.",
+               "Write a long poem about the sea, with many verses."]
+    full = lm.chat(prompts, max_new_tokens=40, temperature=0, progress=False)
+    assert all(g.finish_reason == "length" for g in full)
+    # stop the first reply at its first comma; the second runs on untouched
+    first_comma = lambda text: "," in text  # noqa: E731
+    calls = []
+    gens = lm.chat(prompts, max_new_tokens=40, temperature=0, progress=False,
+                   stop_when=lambda t: calls.append(t) or (first_comma(t) and t.startswith(full[0].text[:10])))
+    assert gens[0].finish_reason == "stop" and gens[0].new_tokens < 40
+    assert gens[0].text.count(",") == 1 and full[0].text.startswith(gens[0].text)
+    assert gens[1].text == full[1].text and gens[1].finish_reason == full[1].finish_reason
+    assert calls, "the test was checked during generation"
