@@ -197,6 +197,31 @@ def test_translation_to_javascript_runs_under_node(box):
     assert out[0]["failure"] == "no_code"
 
 
+def test_stop_predicates_fire_when_the_reply_holds_what_the_parser_needs():
+    fn = "```python\ndef f(x):\n    return x\n```\n"
+    tests = "```python\nassert f(1) == 1\n```"
+    assert not C.solution_done(fn) and not C.solution_done(fn + "```python\nassert f(1) == 1\n")
+    assert C.solution_done(fn + tests) and C.solution_done(fn + tests + "\nThis works because")
+    assert not C.solution_done(fn + "```python\nprint(f(1))\n```"), "two blocks but no asserts yet: keep going"
+    assert C.code_blocks_done(fn) and not C.code_blocks_done("```python\ndef f(x):")
+    assert not C.problem_done("Signature: def f(x)\nTask: Return the input unchanged")
+    assert C.problem_done("Signature: def f(x)\nTask: Return the input unchanged.\n")
+    # a reply cut at the point a predicate fires still parses to the same solution and tests
+    sol, t, err = C.split_reply(fn + tests, "f")
+    assert err is None and t == ["assert f(1) == 1"]
+
+
+def test_js_program_drops_a_statement_cut_by_the_length_limit():
+    reply = ("```javascript\nfunction f(n) {\n  return n + 1;\n}\nconst assert = require('assert');\n"
+             "assert.deepStrictEqual(f(1), 2);\nassert.deepStrictEqual(f(2),")
+    code, err = C.js_program(reply, truncated=True)
+    assert err is None and code.rstrip().endswith("assert.deepStrictEqual(f(1), 2);")
+    code, err = C.js_program(reply)  # not cut by the limit: left as the model wrote it (a real syntax error)
+    assert code.rstrip().endswith("deepStrictEqual(f(2),")
+    assert C.js_program("```javascript\nfunction f(n) {", truncated=True) == ("", "no_code")
+    assert "no TypeScript" in C.JS_PROMPT
+
+
 # ---------------------------------------------------------------------- HumanEval
 def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail(box):
     probs = C.humaneval_subset(4)
