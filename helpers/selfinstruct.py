@@ -618,6 +618,102 @@ def shard_seed(base: int, items: Sequence[Mapping[str, Any]]) -> int:
     return (base * 1_000_003 + zlib.crc32(str(items[0]["id"]).encode())) % (2**31) if items else base
 
 
+def config_tag(config: Mapping[str, Any]) -> str:
+    """A short hash of a job's settings, to name its folder: a changed setting starts a fresh job."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(dict(config), sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+@dataclass
+class LoopResult:
+    """What :func:`bootstrap` produced for each method: every candidate, the counts, the cost."""
+
+    candidates: dict[str, list[Candidate]]
+    logs: dict[str, FilterLog]
+    new_tokens: dict[str, int]
+    seconds: float
+
+    def kept(self, method: str) -> list[Candidate]:
+        """The candidates of ``method`` that passed every filter."""
+        return [c for c in self.candidates[method] if c.reason is None]
+
+    def well_formed(self, method: str) -> list[Candidate]:
+        """Candidates that passed parsing and the heuristics (kept, or dropped only as not novel)."""
+        return [c for c in self.candidates[method] if c.reason is None or c.reason.startswith("rouge")]
+
+
+def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[str, Sequence[str]], *,
+              n_prompts: int, rounds: int, job_root: str | Path, config: Mapping[str, Any],
+              methods: Sequence[str] = ("plain", "randomized"), k_seed: int = 6, k_machine: int = 2,
+              seed: int = 0, threshold: float = ROUGE_THRESHOLD, batch_size: int = 16,
+              log: Any = print, **gen_kwargs: Any) -> LoopResult:
+    """Run the Self-Instruct loop for each method at the same budget, resumably.
+
+    For every round and method: build the prompts (:func:`round_items`; ``"randomized"``
+    prompts also name a random topic, persona, difficulty and format), generate the replies as
+    a :class:`~helpers.jobs.ResumableJob` under ``job_root`` (one folder per method and round,
+    named by a hash of ``config``, so a re-run continues where it stopped and a changed setting
+    starts afresh), then parse, heuristic-filter and novelty-filter them
+    (:func:`filter_candidates`) against that method's own pool, which starts with the seed tasks.
+    From the second round on each prompt also shows ``k_machine`` instructions the loop kept
+    earlier. ``n_prompts`` is the budget per method, split evenly over the rounds;
+    ``gen_kwargs`` go to ``lm.chat`` (``max_new_tokens``, ``temperature``, ``top_p``).
+    """
+    import time
+
+    from .jobs import ResumableJob
+
+    bad = [m for m in methods if m not in ("plain", "randomized")]
+    if bad:
+        raise ValueError(f"unknown methods {bad}: use 'plain' and/or 'randomized'")
+    tag = config_tag(config)
+    per_round = [n_prompts // rounds + (r < n_prompts % rounds) for r in range(rounds)]
+    result = LoopResult({m: [] for m in methods}, {m: FilterLog() for m in methods}, {m: 0 for m in methods}, 0.0)
+    pools = {m: NoveltyFilter([s["instruction"] for s in seeds], threshold=threshold) for m in methods}
+    t0 = time.perf_counter()
+    for r in range(rounds):
+        for method in methods:
+            rng = random.Random(f"{seed}-{method}-{r}")
+            machine = [{"instruction": c.instruction} for c in result.kept(method)]
+            items = round_items(method, r, per_round[r], rng, seeds, machine,
+                                attributes if method == "randomized" else None, k_seed, k_machine if r else 0)
+            job = ResumableJob(Path(job_root) / f"{tag}-{method}-r{r}", key="id", shard_size=batch_size * 2,
+                               config=dict(config) | {"method": method, "round": r})
+            job.run(items, lambda batch: generate_replies(lm, batch, seed=shard_seed(seed, batch),
+                                                          batch_size=batch_size, **gen_kwargs),
+                    desc=f"{method} round {r + 1}")
+            rows = sorted(job.rows(), key=lambda row: row["id"])
+            result.new_tokens[method] += sum(row["new_tokens"] for row in rows)
+            found = filter_candidates([row["raw"] for row in rows], [row["truncated"] for row in rows], pools[method],
+                                      method=method, attributes=[{k: row[k] for k in ATTRIBUTE_KEYS} for row in rows],
+                                      log=result.logs[method])
+            for c in found:
+                c.attributes["round"] = r
+            result.candidates[method] += found
+            if log:
+                log(f"round {r + 1} {method:10s}: {len(rows)} replies -> {sum(c.reason is None for c in found)} kept")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def mentions_topic(text: str, topic: str) -> bool:
+    """Whether ``text`` contains a word (longer than 3 letters) of ``topic``: a cheap check that
+    a generator followed the topic it was given."""
+    return any(w.lower() in text.lower() for w in topic.split() if len(w) > 3)
+
+
+def topic_follow_rate(candidates: Sequence[Candidate], topics: Sequence[str], seed: int = 0) -> float:
+    """Share of candidates that mention their injected topic.
+
+    Candidates without a topic (plain prompts) are checked against a topic drawn at random from
+    ``topics``: what chance alone gives, the baseline to compare with. ``nan`` when empty.
+    """
+    rng = random.Random(seed)
+    hits = [mentions_topic(c.instruction, c.attributes.get("topic") or rng.choice(list(topics))) for c in candidates]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
 # ---------------------------------------------------------------------------- comparing sets
 def diversity_table(texts: Mapping[str, Sequence[str]], embeddings: Mapping[str, np.ndarray], *,
                     n: int | None = None, repeats: int = 20, seed: int = 0,

@@ -283,3 +283,50 @@ def test_diversity_table_equal_size_and_direction():
     assert df.loc["same", "near_dup_rate"] == 1.0 and df.loc["same", "distinct_1_std"] == 0.0
     tiny = si.diversity_table({"a": ["x"], "b": varied}, {"a": norm(emb_same[:1]), "b": norm(emb_varied)})
     assert tiny["distinct_2"].isna().all() and list(tiny["n"]) == [1, 1]
+
+
+class _CountingLM:
+    """Echoes the topic of a randomized request (or a numbered plain task) and counts calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def chat(self, convs, **kwargs):
+        self.calls += len(convs)
+        out = []
+        for c in convs:
+            last = c[-1]["content"]
+            topic = last.split("It must be about ")[1].split(".")[0] if "It must be about" in last else "cooking"
+            out.append(_FakeGen(f"Explain one surprising fact about {topic} number {self.calls + len(out)}."))
+        return out
+
+
+def test_bootstrap_equal_budget_counts_and_resumes(tmp_path):
+    seeds, _ = si.load_seed_tasks()
+    attrs = si.load_attributes()
+    lm = _CountingLM()
+    kw = dict(n_prompts=7, rounds=2, job_root=tmp_path, config={"model": "fake"}, k_seed=3, k_machine=1,
+              batch_size=2, log=None, max_new_tokens=8)
+    res = si.bootstrap(lm, seeds, attrs, **kw)
+    assert lm.calls == 14  # 7 per method, nothing more
+    for m in ("plain", "randomized"):
+        res.logs[m].check()
+        assert res.logs[m].seen == 7 and len(res.candidates[m]) == 7
+        assert {c.attributes["round"] for c in res.candidates[m]} == {0, 1}
+        assert set(map(id, res.kept(m))) <= set(map(id, res.well_formed(m)))
+    # randomized prompts name a topic and this generator follows it; plain ones match a random topic by chance
+    assert si.topic_follow_rate(res.kept("randomized"), attrs["topic"]) == 1.0
+    assert si.topic_follow_rate(res.kept("plain"), attrs["topic"]) < 0.5
+    assert np.isnan(si.topic_follow_rate([], attrs["topic"]))
+    # a re-run (kernel restart) reads every reply back from the job shards and generates nothing
+    again = si.bootstrap(lm, seeds, attrs, **kw)
+    assert lm.calls == 14
+    assert [c.instruction for c in again.candidates["randomized"]] == [c.instruction for c in res.candidates["randomized"]]
+    with pytest.raises(ValueError, match="unknown methods"):
+        si.bootstrap(lm, seeds, attrs, methods=("fancy",), **kw)
+
+
+def test_config_tag_is_stable_and_changes_with_settings():
+    a = si.config_tag({"model": "m", "t": 0.8})
+    assert a == si.config_tag({"t": 0.8, "model": "m"}) and len(a) == 8
+    assert a != si.config_tag({"model": "m", "t": 0.7})
