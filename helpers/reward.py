@@ -30,7 +30,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -62,9 +62,12 @@ FLIP_WORDS: tuple[tuple[str, str], ...] = (
     ("north", "south"), ("east", "west"), ("positive", "negative"), ("cannot", "can"),
 )
 _FLIP = {a: b for a, b in FLIP_WORDS} | {b: a for a, b in FLIP_WORDS}
-_FLIP_RX = re.compile(r"\b(" + "|".join(sorted(_FLIP, key=len, reverse=True)) + r")\b", re.I)
+# Whole words only, and never part of a contraction or hyphenated word: "can't" must not become
+# "cannot't", nor "first-class" "last-class". A non-word would be a surface clue that gives the
+# corruption away without any knowledge of facts.
+_FLIP_RX = re.compile(r"(?<![\w'’-])(" + "|".join(sorted(_FLIP, key=len, reverse=True)) + r")(?![\w'’-])", re.I)
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,6})(?![\w.])")
-_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
+_SENT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\s*\n\s*")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -72,32 +75,70 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENT_SPLIT.split(text) if s and s.strip()]
 
 
+def _units_and_separators(text: str, sep: "re.Pattern[str]") -> tuple[list[str], list[str]]:
+    """``text`` cut at ``sep``: ``units[0] + seps[0] + units[1] + ... == text`` exactly."""
+    units, seps, last = [], [], 0
+    for m in sep.finditer(text):
+        if m.end() == m.start():
+            continue
+        units.append(text[last:m.start()])
+        seps.append(m.group(0))
+        last = m.end()
+    units.append(text[last:])
+    return units, seps
+
+
 # --------------------------------------------------------------------------- corruptions
 def truncate(text: str, rng: random.Random, keep: tuple[float, float] = (0.2, 0.5), min_words: int = 8) -> str | None:
-    """Cut ``text`` to 20-50 % of its words, mid-sentence (``None`` if it has under ``min_words`` words)."""
-    w = text.split()
-    if len(w) < min_words:
+    """Cut ``text`` after 20-50 % of its words, mid-sentence (``None`` if it has under ``min_words`` words).
+
+    The kept part is the original text up to the end of the last kept word, line breaks and
+    spacing included: only the ending is missing, nothing else gives the cut away.
+    """
+    words = list(re.finditer(r"\S+", text))
+    if len(words) < min_words:
         return None
-    k = max(2, int(len(w) * rng.uniform(*keep)))
-    return " ".join(w[:k])
+    k = max(2, int(len(words) * rng.uniform(*keep)))
+    return text[:words[k - 1].end()]
+
+
+_WORD_SEP = re.compile(r"\s+")
+
+
+def shuffle_units(text: str, rng: random.Random, min_units: int = 3, min_words: int = 6) -> tuple[str, str] | None:
+    """Shuffle the sentences of ``text`` (or its words, if it has fewer than ``min_units`` sentences).
+
+    Returns ``(shuffled, unit)`` with ``unit`` ``"sentence"`` or ``"word"``, or ``None`` when
+    the text is too short for any order change. Only the order changes: every separator
+    (spaces, line breaks, indentation) stays where it was, so the shuffled copy has exactly the
+    same characters and length as the original.
+    """
+    for unit, sep, need in (("sentence", _SENT_SPLIT, min_units), ("word", _WORD_SEP, min_words)):
+        units, seps = _units_and_separators(text, sep)
+        slots = [i for i, u in enumerate(units) if u.strip()]
+        if len(slots) < need:
+            continue
+        contents = [units[i] for i in slots]
+        if len(set(contents)) < 2:
+            continue
+        for _ in range(10):
+            perm = contents[:]
+            rng.shuffle(perm)
+            if perm != contents:
+                new = units[:]
+                for i, u in zip(slots, perm):
+                    new[i] = u
+                return "".join(u + sp for u, sp in zip(new, seps + [""])), unit
+    return None
 
 
 def shuffle(text: str, rng: random.Random, min_units: int = 3) -> str | None:
-    """Shuffle sentences (or words, if there are fewer than ``min_units`` sentences).
+    """Shuffle sentences (or words, if there are fewer than ``min_units`` sentences); see :func:`shuffle_units`.
 
     ``None`` when the text is too short for any order change.
     """
-    units, sep = split_sentences(text), " "
-    if len(units) < min_units:
-        units = text.split()
-        if len(units) < 6:
-            return None
-    for _ in range(10):
-        perm = units[:]
-        rng.shuffle(perm)
-        if perm != units:
-            return sep.join(perm)
-    return None
+    res = shuffle_units(text, rng, min_units)
+    return res[0] if res else None
 
 
 def insert_factual_error(text: str, rng: random.Random) -> tuple[str, str] | None:
@@ -123,10 +164,19 @@ def insert_factual_error(text: str, rng: random.Random) -> tuple[str, str] | Non
         new = _FLIP[old.lower()]
         new = new.capitalize() if old[0].isupper() else new
         return text[:m.start()] + new + text[m.end():], f"flipped {old!r} -> {new!r}"
-    sents = split_sentences(text)
     fact = rng.choice(FALSE_FACTS)
-    pos = rng.randint(0, len(sents)) if len(sents) > 1 else 1
-    return " ".join(sents[:pos] + [fact] + sents[pos:]), f"inserted {fact!r}"
+    # insert at a sentence boundary of the original text, leaving its spacing and line breaks alone
+    body = text.rstrip()
+    tail = text[len(body):]
+    bounds = [m.start() for m in _SENT_SPLIT.finditer(body) if m.start() > 0]
+    slots = [0] + bounds + [len(body)] if bounds else [len(body)]
+    at = rng.choice(slots)
+    if at == 0:
+        lead = len(body) - len(body.lstrip())
+        new = body[:lead] + fact + " " + body[lead:]
+    else:
+        new = body[:at] + " " + fact + body[at:]
+    return new + tail, f"inserted {fact!r}"
 
 
 @dataclass
@@ -140,6 +190,8 @@ class PreferencePair:
         kind: how ``rejected`` was made (a corruption name, or any label).
         group: id of the source row, so train/test splits can keep a row's pairs together.
         note: what the corruption did.
+        detail: the variant of the corruption (``factual_error``: ``number``, ``flipped word`` or
+            ``inserted sentence``; ``shuffled``: ``sentence`` or ``word`` order), for per-variant accuracy.
     """
 
     prompt: str
@@ -148,6 +200,7 @@ class PreferencePair:
     kind: str
     group: int = -1
     note: str = ""
+    detail: str = ""
 
 
 def make_preference_pairs(rows: Sequence[Mapping[str, Any]], kinds: Sequence[str] = CORRUPTIONS, *,
@@ -179,13 +232,15 @@ def make_preference_pairs(rows: Sequence[Mapping[str, Any]], kinds: Sequence[str
             if not resp.strip():
                 skipped[kind] += 1
                 continue
-            note = ""
+            note, detail = "", ""
+            bad: str | None
             if kind == "truncated":
                 bad = truncate(resp, rng)
                 note = "cut mid-sentence"
             elif kind == "shuffled":
-                bad = shuffle(resp, rng)
-                note = "sentence order shuffled"
+                sh = shuffle_units(resp, rng)
+                bad, detail = sh if sh else (None, "")
+                note = f"{detail} order shuffled"
             elif kind == "off_topic":
                 others = [j for j in range(len(rows)) if j != i and rows[j][1].strip() and rows[j][0] != prompt]
                 if not others:
@@ -196,10 +251,12 @@ def make_preference_pairs(rows: Sequence[Mapping[str, Any]], kinds: Sequence[str
             else:  # factual_error
                 res = insert_factual_error(resp, rng)
                 bad, note = (res if res else (None, ""))
+                detail = {"number": "number", "flipped": "flipped word", "inserted": "inserted sentence"}.get(
+                    note.split(" ", 1)[0], "")
             if bad is None or bad.strip() == resp.strip():
                 skipped[kind] += 1
                 continue
-            pairs.append(PreferencePair(prompt, resp, bad, kind, i, note))
+            pairs.append(PreferencePair(prompt, resp, bad, kind, i, note, detail))
     return pairs, skipped
 
 
@@ -211,6 +268,32 @@ def split_rows(rows: Sequence[Any], test_frac: float = 0.25, seed: int = 0) -> t
     test = sorted(idx[:n_test])
     train = sorted(idx[n_test:])
     return [rows[i] for i in train], [rows[i] for i in test]
+
+
+def stratified_sample(items: Sequence[Any], n: int, key: Callable[[Any], Any] = lambda p: p.kind,
+                      seed: int = 0) -> list[Any]:
+    """``n`` items spread as evenly as possible over the values of ``key`` (by default a pair's kind).
+
+    Items are drawn at random within each stratum, strata taken in turn (round robin), so
+    with four corruption kinds and ``n = 20`` each kind gets five items; a stratum with too
+    few items gives what it has and the others fill the rest. A stride such as
+    ``items[::k]`` would instead pick whatever kind happens to sit at every k-th place.
+    """
+    rng = random.Random(seed)
+    strata: dict[Any, list[Any]] = {}
+    for it in items:
+        strata.setdefault(key(it), []).append(it)
+    for v in strata.values():
+        rng.shuffle(v)
+    order = sorted(strata, key=str)
+    out: list[Any] = []
+    depth = 0
+    while len(out) < n and any(depth < len(strata[k]) for k in order):
+        for k in order:
+            if depth < len(strata[k]) and len(out) < n:
+                out.append(strata[k][depth])
+        depth += 1
+    return out
 
 
 # --------------------------------------------------------------------------- features
@@ -272,15 +355,23 @@ class RewardModel:
         hidden: hidden units of the MLP head (0 = a linear head).
         surface: add :func:`surface_features`.
         dropout: dropout in the head.
+        cache: an :attr:`embedding_cache` to share (texts already embedded are not embedded again).
     """
 
-    def __init__(self, embedder: Any, hidden: int = 64, surface: bool = False, dropout: float = 0.1) -> None:
+    def __init__(self, embedder: Any, hidden: int = 64, surface: bool = False, dropout: float = 0.1,
+                 cache: dict[str, np.ndarray] | None = None) -> None:
         self.embedder = embedder
         self.hidden = hidden
         self.surface = surface
         self.dropout = dropout
         self.head: Any = None
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[str, np.ndarray] = {} if cache is None else cache
+
+    @property
+    def embedding_cache(self) -> dict[str, np.ndarray]:
+        """Text -> embedding, filled as texts are embedded. Pass it as ``cache=`` to another
+        :class:`RewardModel` on the same embedder to reuse the embeddings (they are shared, not copied)."""
+        return self._cache
 
     # ---------------------------------------------------------------- embeddings
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

@@ -8,9 +8,12 @@ import zlib
 import numpy as np
 import pytest
 
-from helpers.reward import (CORRUPTIONS, PreferencePair, RewardModel, auc, insert_factual_error,
-                            make_preference_pairs, pairwise_report, rank_agreement, shuffle, split_rows,
-                            split_sentences, surface_features, top_fraction, top_fraction_per_group, truncate)
+from collections import Counter
+
+from helpers.reward import (CORRUPTIONS, FALSE_FACTS, PreferencePair, RewardModel, auc, insert_factual_error,
+                            make_preference_pairs, pairwise_report, rank_agreement, shuffle, shuffle_units,
+                            split_rows, split_sentences, stratified_sample, surface_features, top_fraction,
+                            top_fraction_per_group, truncate)
 
 
 class HashEmbedder:
@@ -67,6 +70,72 @@ def test_factual_error_changes_text():
     assert insert_factual_error("", rng) is None
 
 
+def test_flipped_words_never_break_a_contraction():
+    # "can't" holds the word "can": flipping it gave the non-word "cannot't", a clue that needs no facts
+    text = "You can't skip this step. You can run it first-class, and it isn't always slow."
+    seen = set()
+    for seed in range(200):
+        new, how = insert_factual_error(text, random.Random(seed))
+        seen.add(how.split()[0])
+        assert "cannot't" not in new and "last-class" not in new and "never-" not in new, (how, new)
+        if how.startswith("flipped"):
+            assert how in {"flipped 'can' -> 'cannot'", "flipped 'always' -> 'never'"}, how
+    assert "flipped" in seen
+    # a text whose only candidates sit inside contractions gets a false sentence instead
+    for seed in range(20):
+        new, how = insert_factual_error("I can't say. We won't go. They don't know.", random.Random(seed))
+        assert how.startswith("inserted"), how
+
+
+def test_corruptions_keep_the_original_layout():
+    text = "Step one: open the file.\n\nStep two: read it line by line.\n  - keep\n  - skip\nThat is all. Done now."
+    rng = random.Random(0)
+    for _ in range(20):
+        cut = truncate(text, rng)
+        assert text.startswith(cut) and len(cut) < len(text)
+        sh, unit = shuffle_units(text, rng)
+        # only the order changes: same characters, same length, line breaks kept
+        assert unit == "sentence" and sh != text and Counter(sh) == Counter(text)
+        new, how = insert_factual_error(text, rng)
+        if how.startswith("inserted"):
+            fact = next(f for f in FALSE_FACTS if f in new)
+            assert new.count("\n") == text.count("\n")
+            assert new.replace(" " + fact, "", 1) == text or new.replace(fact + " ", "", 1) == text
+    # too few sentences: words are shuffled, and the pair says so
+    short = "just one sentence with quite a few words in it"
+    sh, unit = shuffle_units(short, rng)
+    assert unit == "word" and sorted(sh.split()) == sorted(short.split())
+    pairs, _ = make_preference_pairs([{"prompt": "p", "response": short}, {"prompt": "q", "response": text}],
+                                     kinds=["shuffled"], seed=0)
+    assert [p.note for p in pairs] == ["word order shuffled", "sentence order shuffled"]
+    assert [p.detail for p in pairs] == ["word", "sentence"]
+    assert shuffle_units("a a a a a a a", rng) is None  # nothing to reorder
+
+
+def test_factual_error_pairs_name_their_variant():
+    pairs, _ = make_preference_pairs(make_rows(30), kinds=["factual_error"], seed=0)
+    assert {p.detail for p in pairs} <= {"number", "flipped word", "inserted sentence"}
+    assert len({p.detail for p in pairs}) >= 2
+    for p in pairs:
+        assert p.note.startswith({"number": "number", "flipped word": "flipped",
+                                  "inserted sentence": "inserted"}[p.detail])
+
+
+def test_stratified_sample_balances_kinds():
+    # four kinds per source row, row after row, as make_preference_pairs emits them
+    pairs = [PreferencePair(f"p{i}", "c", f"r{i}{k}", k, i) for i in range(40) for k in CORRUPTIONS]
+    stride = pairs[::len(pairs) // 8][:8]
+    assert len({p.kind for p in stride}) == 1  # the trap: every stride-th pair is the same kind
+    sample = stratified_sample(pairs, 8, seed=0)
+    assert Counter(p.kind for p in sample) == {k: 2 for k in CORRUPTIONS}
+    assert stratified_sample(pairs, 8, seed=0) == sample and len(set(map(id, sample))) == 8
+    # a short stratum gives what it has; the others fill the rest
+    few = [p for p in pairs if p.kind != "off_topic"] + [p for p in pairs if p.kind == "off_topic"][:1]
+    s2 = stratified_sample(few, 9, seed=1)
+    assert len(s2) == 9 and Counter(p.kind for p in s2)["off_topic"] == 1
+    assert len(stratified_sample(pairs[:3], 10)) == 3 and stratified_sample([], 5) == []
+
+
 def test_make_pairs_counts_and_skips():
     rows = make_rows(10) + [{"prompt": "empty", "response": ""}, {"prompt": "short", "response": "Yes."}]
     pairs, skipped = make_preference_pairs(rows, seed=0)
@@ -112,6 +181,18 @@ def test_reward_model_learns_heldout_pairs():
     assert rm.score([], []).shape == (0,)
     with pytest.raises(ValueError):
         rm.score(["a"], [])
+
+
+def test_reward_models_can_share_embeddings():
+    rows = make_rows(24)
+    pairs, _ = make_preference_pairs(rows, seed=0)
+    emb = HashEmbedder()
+    rm = RewardModel(emb, hidden=8)
+    rm.fit(pairs, epochs=5)
+    calls = emb.calls
+    rm2 = RewardModel(emb, hidden=8, surface=True, cache=rm.embedding_cache)
+    rm2.fit(pairs, epochs=5)
+    assert emb.calls == calls and rm2.embedding_cache is rm.embedding_cache
 
 
 def test_reward_model_requires_fit_and_pairs():
