@@ -2,7 +2,10 @@
 import nbformat
 import pytest
 
-from helpers.display import browse, table_html, threshold_explorer, widgets_enabled
+import numpy as np
+
+from helpers.display import (browse, survivors_table, table_html, threshold_explorer, threshold_view,
+                             widgets_enabled)
 from tools.course import badge
 from tools.new_notebook import template
 from tools.py2nb import notebook_to_script, script_to_notebook, write_notebook
@@ -54,3 +57,74 @@ def test_display_static_views(capsys):
     browse([{"a": i} for i in range(20)], n=3)
     threshold_explorer([{"s": float(i), "t": str(i)} for i in range(10)] + [{"s": float("nan")}], "s", n=2)
     threshold_explorer([], "s")
+
+
+ROWS = [{"s": float(i), "t": f"row{i}"} for i in range(10)] + [{"s": float("nan"), "t": "nan"}, {"t": "none"}]
+
+
+def test_threshold_view_shows_the_rows_either_side_of_the_line():
+    html = threshold_view(ROWS, "s", 4.5, fields=["t", "s"], n=2)
+    assert "keeps 5 of 10 scored rows (50%)" in html and "2 rows without a score" in html
+    kept_part, dropped_part = html.split("dropped, closest")
+    # the rows nearest the threshold, not the extremes
+    assert "row5" in kept_part and "row6" in kept_part and "row9" not in kept_part
+    assert "row4" in dropped_part and "row3" in dropped_part and "row0" not in dropped_part
+    assert kept_part.index("row5") < kept_part.index("row6") and dropped_part.index("row4") < dropped_part.index("row3")
+    low = threshold_view(ROWS, "s", 2.5, keep_above=False, n=1)  # e.g. perplexity: keep the low scores
+    assert "keeps 3 of 10" in low and "row2" in low.split("dropped")[0] and "row3" in low.split("dropped")[1]
+    assert "rows kept" in survivors_table([1, 2, 3, np.nan], [2])
+
+
+def _capture(monkeypatch):
+    import IPython.display
+
+    import helpers.display as d
+
+    shown, widgets = [], []
+    monkeypatch.setattr(d, "_show_html", shown.append)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, *a, **k: widgets.append(obj))
+    return d, shown, widgets
+
+
+def test_threshold_explorer_without_a_front_end_prints_a_static_view(monkeypatch):
+    d, shown, widgets = _capture(monkeypatch)
+    monkeypatch.setenv("SDW_NO_WIDGETS", "1")
+    d.threshold_explorer(ROWS, "s", fields=["t", "s"], initial=4.5, n=2)
+    assert len(shown) == 1 and widgets == []
+    assert "rows kept at a few thresholds" in shown[0] and "keeps 5 of 10" in shown[0] and "row5" in shown[0]
+
+
+def test_threshold_explorer_with_a_front_end_adds_a_working_slider(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    d, shown, widgets = _capture(monkeypatch)
+    monkeypatch.setattr(d, "widgets_enabled", lambda: True)
+    d.threshold_explorer(ROWS, "s", fields=["t", "s"], initial=4.5, n=2)
+    assert len(shown) == 1 and "keeps 5 of 10" in shown[0]  # the static view is there either way
+    (box,) = widgets
+    slider, out = box.children
+    assert slider.value == 4.5 and "Move the slider" in out.value
+    slider.value = 7.5
+    assert "keeps 2 of 10" in out.value and "row8" in out.value and "row7" in out.value
+
+
+def test_widgets_enabled_knows_jupyter_and_colab(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import IPython
+
+    monkeypatch.delenv("SDW_NO_WIDGETS", raising=False)
+
+    class ZMQInteractiveShell:  # a Jupyter kernel's shell (papermill, JupyterLab, VS Code)
+        pass
+
+    class JupyterSubclass(ZMQInteractiveShell):
+        pass
+
+    Colab = type("Shell", (), {"__module__": "google.colab._shell"})  # Colab's shell
+    Terminal = type("TerminalInteractiveShell", (), {})
+    for shell, expected in [(ZMQInteractiveShell(), True), (JupyterSubclass(), True), (Colab(), True),
+                            (Terminal(), False), (None, False)]:
+        monkeypatch.setattr(IPython, "get_ipython", lambda s=shell: s)
+        assert widgets_enabled() is expected, shell
+    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
+    monkeypatch.setenv("SDW_NO_WIDGETS", "1")
+    assert widgets_enabled() is False
