@@ -26,6 +26,7 @@ class Embedder:
         self.name = name
         self.max_length = max_length
         self.last_seconds = 0.0
+        self.last_missing: list[int] = []  # positions of missing (None/NaN) texts in the last encode() call
 
     @classmethod
     def load(cls, name: str = "minilm", device: str | None = None, max_length: int = 256) -> "Embedder":
@@ -54,16 +55,33 @@ class Embedder:
         """Embed ``texts`` into a ``(len(texts), dim)`` float32 array (rows unit length).
 
         Texts are sorted by length before batching (less padding); empty strings get the
-        embedding of the empty input rather than an error.
+        embedding of the empty input rather than an error. Missing values (``None`` or a float
+        NaN, as pandas gives for an empty cell) are not turned into the words "None" or "nan":
+        their rows are all zeros (cosine 0 with everything, so dedup never matches them), their
+        positions are listed in :attr:`last_missing` and a warning says how many there were.
+        Any other non-string (a number, bytes, a list) raises ``TypeError``.
         """
+        import warnings
+
         from tqdm.auto import tqdm
 
-        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        texts = list(texts)
+        missing = [i for i, t in enumerate(texts) if t is None or (isinstance(t, float) and t != t)]
+        missing_set = set(missing)
+        wrong = [i for i, t in enumerate(texts) if not isinstance(t, str) and i not in missing_set]
+        if wrong:
+            raise TypeError(f"Embedder.encode takes strings; {len(wrong)} items are not (first at index {wrong[0]}: "
+                            f"{type(texts[wrong[0]]).__name__} {texts[wrong[0]]!r:.40})")
+        self.last_missing = missing
+        if missing:
+            warnings.warn(f"{len(missing)} of {len(texts)} texts are missing (None/NaN): their embeddings are zero rows "
+                          f"(positions in Embedder.last_missing)", stacklevel=2)
+        live = np.setdiff1d(np.arange(len(texts)), np.asarray(missing, dtype=np.int64))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        order = live[np.argsort([-len(texts[i]) for i in live], kind="stable")]
         device = next(self.model.parameters()).device
         t0 = time.perf_counter()
-        for start in tqdm(range(0, len(texts), batch_size), disable=not progress, leave=False, desc="embed"):
+        for start in tqdm(range(0, len(order), batch_size), disable=not progress, leave=False, desc="embed"):
             idx = order[start:start + batch_size]
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt").to(device)

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 #: A check takes ``(prompt, response)`` and returns ``None`` to keep the row, or a short
 #: string saying why it should go (shown next to the examples).
 Check = Callable[[str, str], "str | None"]
+#: A row check sees the whole row (e.g. a generator's ``finish_reason``), same return convention.
+RowCheck = Callable[[Mapping[str, Any]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,14 @@ class Filter:
         name: short identifier used in reports (``"too_short"``).
         check: ``(prompt, response) -> None | reason``.
         description: one line for learners.
+        row_check: optional ``row -> None | reason``; when given it is used instead of
+            ``check``, for rules that need other fields of the row than the two texts.
     """
 
     name: str
     check: Check = field(repr=False)
     description: str = ""
+    row_check: RowCheck | None = field(default=None, repr=False)
 
 
 def as_text(value: Any) -> str:
@@ -75,6 +80,23 @@ def empty_filter() -> Filter:
         return "empty" if not any(ch.isalnum() for ch in response) else None
 
     return Filter("empty", check, "response is blank or has no letters or digits")
+
+
+def cut_off_filter(key: str = "finish_reason", values: Sequence[str] = ("length",)) -> Filter:
+    """Generations the generator itself reports as cut off by the token limit.
+
+    :meth:`helpers.generation.LM.chat` records ``finish_reason``: ``"stop"`` when the model
+    ended its turn, ``"length"`` when it ran into ``max_new_tokens``. A reply stopped by the
+    limit ends mid-sentence (or mid-code), which no text rule sees as reliably as this field.
+    Rows without the field (real data, say) pass.
+    """
+
+    def row_check(row: Mapping[str, Any]) -> str | None:
+        v = row.get(key)
+        return f"{key}={v!r} (hit the token limit)" if v in values else None
+
+    return Filter("cut_off", lambda prompt, response: None,
+                  f"generator stopped at its token limit ({key} {' or '.join(map(repr, values))})", row_check)
 
 
 def too_short_filter(min_words: int = 3) -> Filter:
@@ -299,6 +321,7 @@ def default_filters(min_words: int = 3, max_chars: int = 6000, min_latin: float 
     """The course's filter chain, cheapest and most certain first."""
     return [
         empty_filter(),
+        cut_off_filter(),
         too_short_filter(min_words),
         too_long_filter(max_chars),
         script_filter(min_latin),
@@ -410,7 +433,7 @@ def apply_filters(rows: Sequence[Mapping[str, Any]], filters: Sequence[Filter] |
         prompt, response = as_text(row.get(prompt_key)), as_text(row.get(response_key))
         for f in filters:
             try:
-                why = f.check(prompt, response)
+                why = f.row_check(row) if f.row_check is not None else f.check(prompt, response)
             except Exception as err:  # a buggy rule must not kill the run: count it
                 errors[f.name] += 1
                 if removed_by[i] is None:

@@ -34,3 +34,16 @@ def test_embedder_similarity_and_bad_input():
     assert x.shape == (6, 384) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-4)
     c = cosine_matrix(x)
     assert c[0, 1] > c[0, 2] + 0.2
+
+
+@pytest.mark.models
+def test_embedder_counts_missing_texts_instead_of_embedding_the_word_none():
+    emb = Embedder.load("minilm", device="cpu")
+    with pytest.warns(UserWarning, match="2 of 4 texts are missing"):
+        x = emb.encode(["A cat sat on the mat.", None, float("nan"), "None"])
+    assert emb.last_missing == [1, 2]
+    assert np.allclose(x[[1, 2]], 0) and np.isclose(np.linalg.norm(x[3]), 1, atol=1e-4)
+    with pytest.raises(TypeError, match="takes strings"):
+        emb.encode(["fine", 42])
+    emb.encode(["no missing text here"])
+    assert emb.last_missing == []

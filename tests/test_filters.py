@@ -116,3 +116,16 @@ def test_code_is_not_shouting_or_symbols():
     assert removed_by('{"answer": "Paris is the capital of France"}') is None
     assert removed_by("[The camera pans across the office. Everyone is at their desks.]") is None
     assert removed_by('[{"a": 1}, {"b": ') == "broken_json"
+
+
+def test_cut_off_rule_reads_the_generators_finish_reason():
+    rows = [{"prompt": "p", "response": "A complete and fine reply here.", "finish_reason": "stop"},
+            {"prompt": "p", "response": "A reply that ran into the token limit and ends in the", "finish_reason": "length"},
+            {"prompt": "p", "response": "Real data has no finish reason at all."}]
+    rep = apply_filters(rows)
+    assert rep.removed_by == [None, "cut_off", None]
+    assert "hit the token limit" in rep.reasons[1]
+    assert [f.name for f in default_filters()][:2] == ["empty", "cut_off"]
+    # a cut-off reply inside an open code fence is charged to cut_off (the cause), not unclosed_code
+    rep = apply_filters([{"prompt": "p", "response": "Here:\n```python\ndef f(x):\n    return", "finish_reason": "length"}])
+    assert rep.removed_by == ["cut_off"] and rep.flagged["unclosed_code"] == [0]
