@@ -19,8 +19,10 @@ spherical k-means, then compares each vector only with the members of its ``n_pr
 nearest clusters, using blocked matrix products (never a Python loop over pairs).
 
 For evaluation, :func:`plant_near_duplicates` makes edited copies of real texts (case and
-whitespace edits, word swaps, paraphrase-like rewrites, typos) with ground-truth group ids,
-and :func:`pair_precision_recall` / :func:`sweep_thresholds` score any method against them.
+whitespace edits, word swaps, synonym swaps, typos) with ground-truth group ids, and can add
+copies written elsewhere, such as real paraphrases by a language model
+(:func:`paraphrase_texts`); :func:`pair_precision_recall` / :func:`sweep_thresholds` score any
+method against them.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ __all__ = [
     "greedy_keep", "Planted", "plant_near_duplicates", "EDIT_KINDS", "pair_precision_recall",
     "pairs_precision_recall", "group_outcome", "sweep_thresholds", "clustered_embeddings",
     "pair_recall", "jaccard_pairs", "band_collisions", "copy_recall_by_kind", "spherical_kmeans",
+    "PARAPHRASE_PROMPT", "PARAPHRASE_SYSTEM", "PARAPHRASE_EXAMPLES", "clean_paraphrase", "check_paraphrase", "paraphrase_texts",
 ]
 
 
@@ -585,8 +588,11 @@ def embedding_dedup(emb: np.ndarray, threshold: float = 0.9, *, search: str = "a
 # --------------------------------------------------------------------------------------
 # planted near-duplicates
 # --------------------------------------------------------------------------------------
-#: Edit kinds :func:`plant_near_duplicates` can apply.
-EDIT_KINDS = ("case", "whitespace", "punctuation", "word_swap", "typo", "paraphrase")
+#: Edit kinds :func:`plant_near_duplicates` can apply by rule. ``synonyms`` swaps words from a
+#: small synonym list and may add a polite prefix or a "Thanks!": a surface rewrite that keeps
+#: most of the wording, not a paraphrase (real paraphrases come from a model, see
+#: :func:`paraphrase_texts`, and are added with ``extra=``).
+EDIT_KINDS = ("case", "whitespace", "punctuation", "word_swap", "typo", "synonyms")
 
 _SYNONYMS = {
     "write": "compose", "explain": "describe", "create": "make", "give": "provide", "show": "demonstrate",
@@ -653,7 +659,7 @@ def _edit_typo(t: str, rng: random.Random) -> str:
     return "".join(chars)
 
 
-def _edit_paraphrase(t: str, rng: random.Random) -> str:
+def _edit_synonyms(t: str, rng: random.Random) -> str:
     words = t.split(" ")
     changed = 0
     for i, w in enumerate(words):
@@ -674,7 +680,7 @@ def _edit_paraphrase(t: str, rng: random.Random) -> str:
 
 
 _EDITS = {"case": _edit_case, "whitespace": _edit_whitespace, "punctuation": _edit_punct,
-          "word_swap": _edit_swap, "typo": _edit_typo, "paraphrase": _edit_paraphrase}
+          "word_swap": _edit_swap, "typo": _edit_typo, "synonyms": _edit_synonyms}
 
 
 @dataclass
@@ -685,14 +691,17 @@ class Planted:
         texts: originals followed by the planted copies (shuffled if asked).
         group: ground-truth group id per text (a copy shares its original's id; every
             original without copies has its own id).
-        kind: ``"original"`` or the edit(s) applied, e.g. ``"case+typo"``.
+        kind: ``"original"`` or the edit(s) applied, e.g. ``"case+typo"``, or the ``extra_kind``
+            of a copy passed in with ``extra`` (e.g. ``"paraphrase"``).
         source: index in ``texts`` of the original each row was made from (itself for originals).
+        skipped: extra copies that were not added, by reason (empty, out of range, same as the original).
     """
 
     texts: list[str]
     group: np.ndarray
     kind: list[str]
     source: np.ndarray
+    skipped: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -709,19 +718,29 @@ class Planted:
 
 def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int | tuple[int, int] = (1, 3),
                           kinds: Iterable[str] = EDIT_KINDS, max_edits: int = 2, seed: int = 0,
-                          shuffle: bool = True) -> Planted:
+                          shuffle: bool = True, extra: "dict[int, Sequence[str | None]] | None" = None,
+                          extra_kind: str = "paraphrase") -> Planted:
     """Make edited copies of ``n_sources`` randomly chosen texts, with ground-truth groups.
 
     Each copy gets 1 to ``max_edits`` edits drawn from ``kinds`` (case, whitespace,
-    punctuation, word swaps, typos, paraphrase-like synonym/prefix rewrites). ``copies`` is a
-    number or an inclusive ``(low, high)`` range per source. Empty or whitespace-only texts
-    are never chosen as sources (they are kept as originals).
+    punctuation, word swaps, typos, synonym swaps). ``copies`` is a number or an inclusive
+    ``(low, high)`` range per source. Empty or whitespace-only texts are never chosen as
+    sources (they are kept as originals).
+
+    ``extra`` adds copies made elsewhere: ``{index of an original in texts: [copy, ...]}``,
+    labelled ``extra_kind`` (for example real paraphrases from :func:`paraphrase_texts`).
+    Empty or missing copies, copies identical to their original and indices out of range are
+    not added; they are counted in :attr:`Planted.skipped`.
     """
+    from collections import Counter
+
     rng = random.Random(seed)
     kinds = tuple(kinds)
     unknown = set(kinds) - set(_EDITS)
     if unknown:
         raise ValueError(f"unknown edit kinds {sorted(unknown)}; choose from {EDIT_KINDS}")
+    if extra_kind in _EDITS or extra_kind == "original" or "+" in extra_kind:
+        raise ValueError(f"extra_kind {extra_kind!r} must differ from the rule edits, 'original' and contain no '+'")
     base = ["" if t is None else str(t) for t in texts]
     eligible = [i for i, t in enumerate(base) if t.strip()]
     n_sources = min(n_sources, len(eligible))
@@ -739,12 +758,118 @@ def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int |
             out_g.append(src)
             out_k.append("+".join(ed))
             out_s.append(src)
+    skipped: Counter = Counter()
+    for src, extra_copies in (extra or {}).items():
+        for t in extra_copies:
+            if not 0 <= int(src) < len(base):
+                skipped["index out of range"] += 1
+            elif t is None or not str(t).strip():
+                skipped["empty"] += 1
+            elif str(t) == base[src]:
+                skipped["same as the original"] += 1
+            else:
+                out_t.append(str(t))
+                out_g.append(int(src))
+                out_k.append(extra_kind)
+                out_s.append(int(src))
     idx = list(range(len(out_t)))
     if shuffle:
         rng.shuffle(idx)
     pos = {old: new for new, old in enumerate(idx)}
     return Planted([out_t[i] for i in idx], np.asarray([out_g[i] for i in idx], dtype=np.int64),
-                   [out_k[i] for i in idx], np.asarray([pos[out_s[i]] for i in idx], dtype=np.int64))
+                   [out_k[i] for i in idx], np.asarray([pos[out_s[i]] for i in idx], dtype=np.int64), dict(skipped))
+
+
+#: The system prompt :func:`paraphrase_texts` gives the model: the instruction, said once.
+PARAPHRASE_SYSTEM = ("You reword requests for a dataset. Reword each request so that it uses different words and a "
+                     "different sentence structure but asks for exactly the same thing, with the same details. "
+                     "Never answer or carry out the request. Reply with the reworded request only.")
+#: The user turn for each request; ``{text}`` is the request.
+PARAPHRASE_PROMPT = "Reword: {text}"
+#: Worked examples (written for this course), sent as earlier turns: a small model copies the request almost
+#: word for word, or answers it, unless it sees what a real rewording looks like.
+PARAPHRASE_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("write a python function that checks if a number is prime",
+     "Could you code up a Python routine that tells me whether a given integer is a prime?"),
+    ("what are the 5 largest cities in canada", "Which five Canadian cities have the biggest populations?"),
+    ("give me tips to stay focused while studying at home",
+     "I keep getting distracted when I study from home. How can I keep my concentration?"),
+)
+_PARA_PREAMBLE = re.compile(r"^\s*(?:(?:sure|certainly|of course|okay)[,!.]?\s*)?(?:here(?:'s| is) )?"
+                            r"(?:the |a |an |my )?(?:rewritten|reworded|paraphrased)?\s*(?:request|version|paraphrase)?"
+                            r"\s*:\s*", re.I)
+_ANSWER_START = re.compile(r"^\s*(?:sure|certainly|of course|here is|here's|here are|i'd be happy|i can|as an ai|"
+                           r"i'm sorry|i am sorry|```)", re.I)
+
+
+def clean_paraphrase(text: str | None) -> str:
+    """A model's paraphrase without a "Rewritten request:" preamble, surrounding quotes or spaces."""
+    t = (text or "").strip()
+    m = _PARA_PREAMBLE.match(t)
+    if m and m.end() > 0 and ":" in m.group(0):
+        t = t[m.end():].strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
+        t = t[1:-1].strip()
+    return t.strip("“”").strip()
+
+
+def check_paraphrase(original: str, candidate: str | None, *, min_ratio: float = 0.4,
+                     max_ratio: float = 2.5) -> str | None:
+    """Why ``candidate`` is not a usable paraphrase of ``original`` (``None`` if it is).
+
+    Reasons: ``empty``; ``unchanged`` (the same after :func:`normalize_text`); ``answered``
+    (it starts like a reply, "Sure, here is ...", or a code fence: the model carried out the
+    request instead of rewording it); ``too short`` / ``too long`` (length outside
+    ``min_ratio`` to ``max_ratio`` times the original's, in characters). Cheap checks, so some
+    bad paraphrases get through: read examples before trusting the set.
+    """
+    c = clean_paraphrase(candidate)
+    if not c:
+        return "empty"
+    if normalize_text(c) == normalize_text(original):
+        return "unchanged"
+    if _ANSWER_START.match(c) and not _ANSWER_START.match(original):
+        return "answered"
+    ratio = len(c) / max(1, len(original))
+    if ratio < min_ratio:
+        return "too short"
+    if ratio > max_ratio:
+        return "too long"
+    return None
+
+
+def paraphrase_texts(lm, texts: Sequence[str], *, max_new_tokens: int = 96, temperature: float = 0.0,
+                     batch_size: int | None = None, prompt: str = PARAPHRASE_PROMPT,
+                     system: str | None = PARAPHRASE_SYSTEM,
+                     examples: Sequence[tuple[str, str]] = PARAPHRASE_EXAMPLES, progress: bool = True,
+                     **chat_kwargs) -> tuple[list[str | None], "dict[str, int]"]:
+    """Ask a chat model (an :class:`helpers.generation.LM`) to reword each text; check each answer.
+
+    Each request is sent as a conversation: ``system`` (the instruction), then the worked
+    ``examples`` as earlier turns (few-shot), then ``prompt`` filled with the text. The prompt
+    is kept short on purpose: on a CPU, reading the prompt costs more than writing the reply. Returns ``(paraphrases, rejected)``:
+    a cleaned paraphrase per text, or ``None`` where :func:`check_paraphrase` rejected it (or
+    the reply hit ``max_new_tokens``: ``"cut off"``), and the count of each rejection reason.
+    Nothing is dropped silently.
+    """
+    from collections import Counter
+
+    shots: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    for q, a in examples:
+        shots += [{"role": "user", "content": prompt.replace("{text}", q)}, {"role": "assistant", "content": a}]
+    convs = [shots + [{"role": "user", "content": prompt.replace("{text}", t)}] for t in texts]
+    gens = lm.chat(convs, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
+                   progress=progress, **chat_kwargs)
+    out: list[str | None] = []
+    rejected: Counter = Counter()
+    for t, g in zip(texts, gens):
+        why = "cut off" if g.finish_reason == "length" else check_paraphrase(t, g.text)
+        if why:
+            rejected[why] += 1
+            out.append(None)
+        else:
+            out.append(clean_paraphrase(g.text))
+    return out, dict(rejected)
 
 
 # --------------------------------------------------------------------------------------
@@ -845,13 +970,15 @@ def copy_recall_by_kind(labels: np.ndarray, planted: "Planted", single_only: boo
 
     A copy made with ``"case+typo"`` counts towards both ``case`` and ``typo`` (with
     ``single_only`` only copies made by one edit count, which isolates each edit's effect);
+    copies added with ``extra`` count under their ``extra_kind`` (after the rule edits);
     ``"all"`` covers every copy counted.
     """
     labels = np.asarray(labels)
     copies = [i for i, k in enumerate(planted.kind) if k != "original" and (not single_only or "+" not in k)]
     hit = {i: bool(labels[i] == labels[planted.source[i]]) for i in copies}
     out: dict[str, float] = {}
-    for kind in EDIT_KINDS:
+    present = {e for i in copies for e in planted.kind[i].split("+")}
+    for kind in [k for k in EDIT_KINDS if k in present] + sorted(present - set(EDIT_KINDS)):
         sel = [hit[i] for i in copies if kind in planted.kind[i].split("+")]
         if sel:
             out[kind] = float(np.mean(sel))

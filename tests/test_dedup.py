@@ -90,7 +90,7 @@ def test_lsh_params_are_tighter_for_higher_thresholds():
 
 def test_band_collisions_match_s_curve_on_average():
     rng = np.random.default_rng(0)
-    # pairs of sets with Jaccard exactly 0.5: 60 shared + 20 + 20 own elements -> 60/100 = 0.6
+    # pairs of sets with Jaccard exactly 0.6: 60 shared elements and 20 of their own each -> 60 / (60 + 20 + 20)
     texts = []
     for i in range(150):
         shared = [f"s{i}_{k}" for k in range(60)]
@@ -242,3 +242,84 @@ def test_embedding_dedup_with_minilm():
     texts = TEXTS + [TEXTS[2].lower(), "   ", "Write a short poem about the sea and the wind at night!!"]
     r = embedding_dedup(emb.encode(texts), 0.9)
     assert not r.keep[8] and not r.keep[10] and r.keep[:8].all()
+
+
+def test_benchmark_quick_path_runs_and_reports(tmp_path, capsys):
+    """``benchmarks/bench_dedup.py --quick`` (10k embeddings, exact search in full): the path CI can afford."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_dedup.py"
+    spec = importlib.util.spec_from_file_location("bench_dedup", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "rows.json"
+    assert bench.main(["--quick", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["n"] == 10_000 and row["exact_measured"] == "all pairs" and row["exact_pairs"] > 0
+    assert row["recall"] >= 0.95 and row["clustered_items_per_s"] > 0 and row["exact_items_per_s"] > 0
+    printed = capsys.readouterr().out
+    assert "items/s" in printed and "recall vs exact" in printed
+
+
+def test_plant_near_duplicates_adds_extra_copies_with_their_own_kind():
+    extra = {0: ["Compose a brief poem about the sea and the night wind."], 1: [None, ""], 2: [TEXTS[2]],
+             99: ["out of range"]}
+    p = plant_near_duplicates(TEXTS, n_sources=2, copies=1, seed=0, extra=extra)
+    para = [i for i, k in enumerate(p.kind) if k == "paraphrase"]
+    assert len(para) == 1 and p.texts[para[0]].startswith("Compose")
+    assert p.texts[p.source[para[0]]] == TEXTS[0] and p.group[para[0]] == p.group[p.source[para[0]]]
+    assert p.skipped == {"empty": 2, "same as the original": 1, "index out of range": 1}
+    assert p.n_planted == 2 + 1
+    # recall per kind covers the extra kind, after the rule edits
+    rec = copy_recall_by_kind(np.arange(len(p)), p)
+    assert rec["paraphrase"] == 0.0 and list(rec)[-2:] == ["paraphrase", "all"]
+    with pytest.raises(ValueError):
+        plant_near_duplicates(TEXTS, 1, extra={0: ["x"]}, extra_kind="typo")
+    assert "synonyms" in EDIT_KINDS and "paraphrase" not in EDIT_KINDS  # rule edits are not called paraphrases
+
+
+@pytest.mark.parametrize("original,reply,reason,clean", [
+    ("write a poem about cats", "Could you compose some verses about felines?", None,
+     "Could you compose some verses about felines?"),
+    ("write a poem about cats", 'Rewritten request: "Please write verses on the topic of cats."', None,
+     "Please write verses on the topic of cats."),
+    ("write a poem about cats", "Request: Write a poem about cats.", "unchanged", "Write a poem about cats."),
+    ("write a poem about cats", "Sure! Here is a poem: Cats are soft and cats are sly", "answered", None),
+    ("write a poem about cats", "```python\nprint('cats')\n```", "answered", None),
+    ("explain in detail how the immune system fights a viral infection", "Explain.", "too short", None),
+    ("hi there", "Could you greet me warmly and then tell me a long story about your whole day please?",
+     "too long", None),
+    ("write a poem about cats", "   ", "empty", ""),
+    ("write a poem about cats", None, "empty", ""),
+])
+def test_check_and_clean_paraphrase(original, reply, reason, clean):
+    from helpers.dedup import check_paraphrase, clean_paraphrase
+
+    assert check_paraphrase(original, reply) == reason
+    if clean is not None:
+        assert clean_paraphrase(reply) == clean
+
+
+def test_paraphrase_texts_sends_few_shot_turns_and_counts_rejections():
+    from helpers.dedup import PARAPHRASE_EXAMPLES, PARAPHRASE_SYSTEM, paraphrase_texts
+
+    class Gen:
+        def __init__(self, text, finish_reason="stop"):
+            self.text, self.finish_reason = text, finish_reason
+
+    class FakeLM:
+        def chat(self, convs, **kw):
+            self.convs, self.kw = convs, kw
+            return [Gen("Request: Could you list the planets, starting nearest the sun?"),
+                    Gen(TEXTS[1]), Gen("Could you explain how", "length")]
+
+    lm = FakeLM()
+    out, rejected = paraphrase_texts(lm, [TEXTS[7], TEXTS[1], TEXTS[6]], progress=False, seed=3)
+    assert out == ["Could you list the planets, starting nearest the sun?", None, None]
+    assert rejected == {"unchanged": 1, "cut off": 1}
+    conv = lm.convs[0]
+    assert conv[0] == {"role": "system", "content": PARAPHRASE_SYSTEM}
+    assert len(conv) == 2 + 2 * len(PARAPHRASE_EXAMPLES) and conv[2]["content"] == PARAPHRASE_EXAMPLES[0][1]
+    assert conv[-1]["role"] == "user" and TEXTS[7] in conv[-1]["content"] and lm.kw["seed"] == 3
