@@ -21,6 +21,7 @@ same batches as everything else and stitched back together with shifted timestam
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -549,61 +550,74 @@ class ASR:
             segments.append(Segment(seg_start or 0.0, seg_start or 0.0, tok.decode(seg_ids).strip()))
         return _Piece(tok.decode(text_ids).strip(), lp, n, segments)
 
-    def _processors(self, begin_index: int, timestamps: bool):
-        from transformers.generation.logits_process import (LogitsProcessorList, SuppressTokensAtBeginLogitsProcessor,
-                                                            SuppressTokensLogitsProcessor,
-                                                            WhisperTimeStampLogitsProcessor)
+    def _masks(self, vocab: int):
+        """Boolean masks over the vocabulary, built once per model: tokens Whisper never emits
+        (``suppress_tokens``) and tokens it may not start with (``begin_suppress_tokens``)."""
+        import torch
 
-        gc = self.model.generation_config
-        procs = LogitsProcessorList()
-        if gc.suppress_tokens:
-            procs.append(SuppressTokensLogitsProcessor(gc.suppress_tokens, device=self.device))
-        if gc.begin_suppress_tokens:
-            procs.append(SuppressTokensAtBeginLogitsProcessor(gc.begin_suppress_tokens, begin_index, device=self.device))
-        if timestamps:
-            procs.append(WhisperTimeStampLogitsProcessor(gc, begin_index=begin_index))
-        else:
-            ts_begin = self.ts_begin
-
-            def no_timestamps(input_ids, scores):  # as OpenAI's decoder does after <|notimestamps|>
-                scores[:, ts_begin:] = -float("inf")
-                return scores
-
-            procs.append(no_timestamps)
-        return procs
+        key = (vocab, str(self.device))
+        if getattr(self, "_mask_cache", (None,))[0] != key:
+            gc = self.model.generation_config
+            never = torch.zeros(vocab, dtype=torch.bool, device=self.device)
+            at_begin = torch.zeros(vocab, dtype=torch.bool, device=self.device)
+            for mask, ids in ((never, gc.suppress_tokens), (at_begin, gc.begin_suppress_tokens)):
+                ids = [int(i) for i in (ids or []) if 0 <= int(i) < vocab]
+                if ids:
+                    mask[torch.tensor(ids, device=self.device)] = True
+            self._mask_cache = (key, never, at_begin)
+        return self._mask_cache[1], self._mask_cache[2]
 
     def _greedy(self, feats: Any, prompt: list[int], timestamps: bool, max_new_tokens: int):
         """Greedy decoding with a KV cache; returns (tokens, log-probs) per row, prompt excluded.
 
         Log-probabilities are taken after Whisper's logit rules (suppressed tokens, timestamp
-        rules), as OpenAI's decoder and faster-whisper compute ``avg_logprob``.
+        rules), as OpenAI's decoder and faster-whisper compute ``avg_logprob``. The suppression
+        masks are built once per model (transformers' ``SuppressTokensLogitsProcessor`` rebuilds
+        its mask with ``torch.isin`` over the whole vocabulary at every step, which cost about a
+        third of the decoding time on a busy 2-core CPU); the timestamp rules, which depend on
+        the tokens so far, use transformers' ``WhisperTimeStampLogitsProcessor``.
         """
         import torch
 
         model = self.model
+        decoder = model.model.decoder
         bsz = feats.shape[0]
         enc = model.model.encoder(feats).last_hidden_state
         ids = torch.tensor([prompt] * bsz, device=self.device)
-        procs = self._processors(len(prompt), timestamps)
+        ts_proc = None
+        if timestamps:
+            from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
+
+            ts_proc = WhisperTimeStampLogitsProcessor(model.generation_config, begin_index=len(prompt))
+        # transformers >= 5.2x calls the decoder's cache argument `cache`; older versions `past_key_values`
+        cache_kw = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
         finished = torch.zeros(bsz, dtype=torch.bool, device=self.device)
         toks: list[torch.Tensor] = []
         lps: list[torch.Tensor] = []
         past = None
         cur = ids
         limit = min(max_new_tokens, model.config.max_target_positions - len(prompt))
-        for _ in range(limit):
-            out = model.model.decoder(input_ids=cur, encoder_hidden_states=enc, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            logits = model.proj_out(out.last_hidden_state[:, -1]).float()
-            scores = procs(ids, logits)
-            logp = torch.log_softmax(scores, dim=-1)
+        for step in range(limit):
+            out = decoder(input_ids=cur, encoder_hidden_states=enc, use_cache=True, **{cache_kw: past})
+            past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+            scores = model.proj_out(out.last_hidden_state[:, -1]).float()
+            if step == 0:
+                never, at_begin = self._masks(int(scores.shape[-1]))
+            scores = scores.masked_fill(never if step else (never | at_begin), -float("inf"))
+            if ts_proc is not None:
+                scores = ts_proc(ids, scores)
+            else:  # as OpenAI's decoder does after <|notimestamps|>
+                scores[:, self.ts_begin:] = -float("inf")
             nxt = scores.argmax(dim=-1)
+            # log-probability of the chosen token only: its score minus the log-sum-exp of the row
+            lp = scores.gather(1, nxt[:, None]).squeeze(1) - torch.logsumexp(scores, dim=-1)
             nxt = torch.where(finished, torch.full_like(nxt, self.eot), nxt)
-            lp = torch.where(finished, torch.zeros_like(nxt, dtype=logp.dtype), logp.gather(1, nxt[:, None]).squeeze(1))
+            lp = torch.where(finished, torch.zeros_like(lp), lp)
             toks.append(nxt)
             lps.append(lp)
             finished |= nxt == self.eot
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            if ts_proc is not None:
+                ids = torch.cat([ids, nxt[:, None]], dim=1)
             cur = nxt[:, None]
             if bool(finished.all()):
                 break
