@@ -18,7 +18,8 @@ clips are the hard case for RTF.
 
 Targets (issue 5, on 2 CPU cores): Piper RTF <= 0.1; Whisper base batched RTF <= 0.25 and no
 slower than faster-whisper int8 by more than 1.5x. The script prints every figure, the targets
-and whether each holds, and writes JSON to ``build/outputs/bench_speech.json``.
+and whether each holds, and writes JSON to ``build/outputs/bench/bench_speech.json`` (``$SDW_OUTPUT/bench/``
+when that is set).
 
 Run: ``python benchmarks/bench_speech.py`` (``--quick`` for fewer clips, ``--threads N`` to set
 the CPU threads of both ASR back ends; default 2, the target machine). Timings on a machine
