@@ -781,19 +781,17 @@ def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int |
 
 
 #: The system prompt :func:`paraphrase_texts` gives the model: the instruction, said once.
-PARAPHRASE_SYSTEM = ("You reword requests for a dataset. Reword each request so that it uses different words and a "
-                     "different sentence structure but asks for exactly the same thing, with the same details. "
-                     "Never answer or carry out the request. Reply with the reworded request only.")
+PARAPHRASE_SYSTEM = ("Reword each request: different words and sentence structure, same meaning and details. "
+                     "Never answer it. Reply with the reworded request only.")
 #: The user turn for each request; ``{text}`` is the request.
 PARAPHRASE_PROMPT = "Reword: {text}"
 #: Worked examples (written for this course), sent as earlier turns: a small model copies the request almost
-#: word for word, or answers it, unless it sees what a real rewording looks like.
+#: word for word, or answers it, unless it sees what a real rewording looks like. Two are enough; every
+#: example is read again for every request, and on a CPU reading the prompt is the expensive part.
 PARAPHRASE_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("write a python function that checks if a number is prime",
      "Could you code up a Python routine that tells me whether a given integer is a prime?"),
     ("what are the 5 largest cities in canada", "Which five Canadian cities have the biggest populations?"),
-    ("give me tips to stay focused while studying at home",
-     "I keep getting distracted when I study from home. How can I keep my concentration?"),
 )
 _PARA_PREAMBLE = re.compile(r"^\s*(?:(?:sure|certainly|of course|okay)[,!.]?\s*)?(?:here(?:'s| is) )?"
                             r"(?:the |a |an |my )?(?:rewritten|reworded|paraphrased)?\s*(?:request|version|paraphrase)?"
