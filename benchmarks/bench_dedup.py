@@ -1,7 +1,7 @@
 """Benchmark: embedding dedup at scale, clustered (SemDeDup-style) search vs exact all-pairs.
 
 For 10k and 100k (and 1M with ``--full``) random-but-clustered 384-d unit vectors with planted
-near-duplicates (``helpers.dedup.clustered_embeddings``) it measures:
+near-duplicates (``helpers.text.dedup.clustered_embeddings``) it measures:
 
 * items/s of the full clustered dedup (k-means + probe search + grouping),
 * items/s of exact blocked all-pairs search (at 1M exact search is timed on a sample of
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.dedup import (clustered_embeddings, embedding_dedup, pair_recall,  # noqa: E402
+from helpers.text.dedup import (clustered_embeddings, embedding_dedup, pair_recall,  # noqa: E402
                            similar_pairs_exact)
 
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        from helpers.env import use_all_cores
+        from helpers.core.env import use_all_cores
         threads = use_all_cores()  # torch may default to fewer threads than the cores we may use
     except ImportError:  # pragma: no cover
         threads = None

@@ -1,4 +1,4 @@
-"""Batched chat generation (helpers.generation.LM.chat) vs a naive one-prompt-at-a-time loop.
+"""Batched chat generation (helpers.lm.generation.LM.chat) vs a naive one-prompt-at-a-time loop.
 
     python benchmarks/bench_generation.py [--model smollm2-135m] [--prompts 32] [--batch 32] [--new-tokens 64]
 
@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from helpers.env import describe, use_all_cores
-from helpers.generation import LM
+from helpers.core.env import describe, use_all_cores
+from helpers.lm.generation import LM
 
 
 def peak_rss_mb() -> float:
@@ -50,7 +50,7 @@ def main() -> None:
             naive_tokens += out.shape[1] - enc["input_ids"].shape[1]
     naive_s = time.perf_counter() - t0
     rss_naive = peak_rss_mb()
-    # Batched: helpers.generation.
+    # Batched: helpers.lm.generation.
     lm.chat(prompts[:4], max_new_tokens=4, temperature=0, batch_size=args.batch, progress=False)  # warm-up
     model.generation_config.min_new_tokens = n_tok
     lm.chat(prompts, max_new_tokens=n_tok, temperature=0, batch_size=args.batch, progress=False)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.sandbox import Sandbox, detect_isolation  # noqa: E402
+from helpers.verify.sandbox import Sandbox, detect_isolation  # noqa: E402
 
 
 def rate(fn, n: int, workers: int) -> float:

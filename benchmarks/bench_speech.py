@@ -5,7 +5,7 @@ Measures, on the same inputs:
 * **Piper** (``piper-joe``) and **espeak-ng**: RTF of one clip at a time (each call timed on its
   own) and of a whole batch (``TTS.synthesize_batch`` wall time / audio seconds). Piper has no
   batched inference, so "batch" here is throughput over many calls with the voice loaded once.
-* **Whisper** ``whisper-base`` and ``whisper-tiny.en`` through :mod:`helpers.asr` (transformers,
+* **Whisper** ``whisper-base`` and ``whisper-tiny.en`` through :mod:`helpers.speech.asr` (transformers,
   float32): RTF one clip at a time (``batch_size=1``) and batched (``batch_size=8``).
 * the same with ``int8=True`` (linear layers quantised to int8 on the fly, the precision
   faster-whisper uses), batched.
@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from helpers.audio import TARGET_SR, load_audio, resample  # noqa: E402
-from helpers.env import output_dir  # noqa: E402
-from helpers.speech_metrics import real_time_factor, wer  # noqa: E402
+from helpers.speech.audio import TARGET_SR, load_audio, resample  # noqa: E402
+from helpers.core.env import output_dir  # noqa: E402
+from helpers.speech.speech_metrics import real_time_factor, wer  # noqa: E402
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 SENTENCES = [
@@ -70,7 +70,7 @@ def librivox() -> tuple[list[np.ndarray], list[str]]:
 
 def bench_tts(n: int) -> tuple[dict, list[np.ndarray], list[str]]:
     """RTF of Piper and espeak-ng; returns the figures and Piper's 16 kHz clips for ASR."""
-    from helpers.tts import TTS
+    from helpers.speech.tts import TTS
 
     tts = TTS()
     out: dict = {}
@@ -97,7 +97,7 @@ def bench_tts(n: int) -> tuple[dict, list[np.ndarray], list[str]]:
 
 
 def bench_asr(name: str, clips: list[np.ndarray], refs: list[str], threads: int, batch_size: int) -> dict:
-    from helpers.asr import ASR
+    from helpers.speech.asr import ASR
 
     audio_s = sum(len(c) for c in clips) / TARGET_SR
     res: dict = {"clips": len(clips), "audio_s": round(audio_s, 1)}

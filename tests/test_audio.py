@@ -1,10 +1,10 @@
-"""Unit tests for helpers.audio: I/O round trips, resampling, checks and chunking (no models needed)."""
+"""Unit tests for helpers.speech.audio: I/O round trips, resampling, checks and chunking (no models needed)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helpers import audio as A
+from helpers.speech import audio as A
 
 
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Unit tests for helpers.codegen (a scripted fake LM stands in for the model; one test uses the real one)."""
+"""Unit tests for helpers.verify.codegen (a scripted fake LM stands in for the model; one test uses the real one)."""
 from __future__ import annotations
 
 import math
@@ -6,9 +6,9 @@ from itertools import combinations
 
 import pytest
 
-from helpers import codegen as C
-from helpers.generation import Generation, GenerationStats
-from helpers.sandbox import Sandbox, SandboxResult
+from helpers.verify import codegen as C
+from helpers.lm.generation import Generation, GenerationStats
+from helpers.verify.sandbox import Sandbox, SandboxResult
 
 
 class FakeLM:
@@ -262,8 +262,8 @@ def test_dataset_is_saved_with_a_card(tmp_path):
 
 @pytest.mark.models
 def test_real_model_writes_a_passing_solution(box):
-    from helpers.generation import LM
-    from helpers.models import REGISTRY
+    from helpers.lm.generation import LM
+    from helpers.core.models import REGISTRY
 
     if not REGISTRY["qwen-coder-0.5b"].available():
         pytest.skip("qwen-coder-0.5b is not installed")

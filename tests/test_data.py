@@ -1,6 +1,6 @@
 import pytest
 
-from helpers import data
+from helpers.core import data
 
 
 @pytest.mark.models

@@ -1,10 +1,10 @@
-"""Unit tests for helpers.dedup (no models needed except the one marked test)."""
+"""Unit tests for helpers.text.dedup (no models needed except the one marked test)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helpers.dedup import (EDIT_KINDS, band_collisions, clustered_embeddings, connected_labels,
+from helpers.text.dedup import (EDIT_KINDS, band_collisions, clustered_embeddings, connected_labels,
                            copy_recall_by_kind, embedding_dedup, exact_dedup, greedy_keep, group_outcome,
                            jaccard_pairs, keep_one_per_group, lsh_params, minhash_dedup, minhash_signatures,
                            normalize_text, pair_precision_recall, pair_recall, pairs_precision_recall,
@@ -236,7 +236,7 @@ def test_group_outcome_flags_lost_groups():
 
 @pytest.mark.models
 def test_embedding_dedup_with_minilm():
-    from helpers.embeddings import Embedder
+    from helpers.lm.embeddings import Embedder
 
     emb = Embedder.load("minilm", device="cpu")
     texts = TEXTS + [TEXTS[2].lower(), "   ", "Write a short poem about the sea and the wind at night!!"]
@@ -295,7 +295,7 @@ def test_plant_near_duplicates_adds_extra_copies_with_their_own_kind():
     ("write a poem about cats", None, "empty", ""),
 ])
 def test_check_and_clean_paraphrase(original, reply, reason, clean):
-    from helpers.dedup import check_paraphrase, clean_paraphrase
+    from helpers.text.paraphrase import check_paraphrase, clean_paraphrase
 
     assert check_paraphrase(original, reply) == reason
     if clean is not None:
@@ -303,7 +303,7 @@ def test_check_and_clean_paraphrase(original, reply, reason, clean):
 
 
 def test_paraphrase_texts_sends_few_shot_turns_and_counts_rejections():
-    from helpers.dedup import PARAPHRASE_EXAMPLES, PARAPHRASE_SYSTEM, paraphrase_texts
+    from helpers.text.paraphrase import PARAPHRASE_EXAMPLES, PARAPHRASE_SYSTEM, paraphrase_texts
 
     class Gen:
         def __init__(self, text, finish_reason="stop"):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from helpers.diversity import distinct_n, near_duplicate_rate
-from helpers.embeddings import Embedder, cosine_matrix, mean_pairwise_cosine, normalize_rows
+from helpers.text.diversity import distinct_n, near_duplicate_rate
+from helpers.lm.embeddings import Embedder, cosine_matrix, mean_pairwise_cosine, normalize_rows
 
 
 def test_distinct_n():

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import env
+from helpers.core import env
 
 
 def test_resolve_smoke_param_and_env(monkeypatch, capsys):

@@ -1,9 +1,9 @@
-"""Unit tests for helpers.filters (no models needed)."""
+"""Unit tests for helpers.text.filters (no models needed)."""
 from __future__ import annotations
 
 import pytest
 
-from helpers.filters import (Filter, PhraseMatcher, apply_filters, default_filters, frequent_openings,
+from helpers.text.filters import (Filter, PhraseMatcher, apply_filters, default_filters, frequent_openings,
                              latin_ratio, overused_phrase_filter, repetition_filter, script_filter)
 
 GOOD = ("Photosynthesis is how plants turn light, water and carbon dioxide into sugar and oxygen. "

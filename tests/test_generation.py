@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from helpers.generation import LM, as_messages, extract_json, parse_json_replies
+from helpers.lm.generation import LM, as_messages, extract_json, parse_json_replies
 
 
 def test_extract_json_variants():

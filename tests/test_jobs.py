@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers.jobs import ResumableJob
+from helpers.core.jobs import ResumableJob
 
 
 def rows_for(batch):
@@ -67,7 +67,7 @@ def test_survives_kill_9_of_a_real_process(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(os.getcwd())!r})
-        from helpers.jobs import ResumableJob
+        from helpers.core.jobs import ResumableJob
         def slow(batch):
             time.sleep(0.05)
             return [{{"id": x["id"], "v": x["id"] ** 2}} for x in batch]

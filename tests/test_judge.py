@@ -1,10 +1,10 @@
-"""Unit tests for helpers.judge (fake LMs; no models needed)."""
+"""Unit tests for helpers.lm.judge (fake LMs; no models needed)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helpers.judge import RUBRIC, Judge, clip_text, parse_score
+from helpers.lm.judge import RUBRIC, Judge, clip_text, parse_score
 
 
 @pytest.mark.parametrize("text,score,reason", [

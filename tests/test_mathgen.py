@@ -1,4 +1,4 @@
-"""Unit tests for helpers.mathgen: problems, answer extraction, grading, voting, saving."""
+"""Unit tests for helpers.verify.mathgen: problems, answer extraction, grading, voting, saving."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from helpers import mathgen as mg
-from helpers.mathgen import (Problem, bootstrap_ci, cot_prompt, extract_answer, format_number, grade_chains,
+from helpers.verify import mathgen as mg
+from helpers.verify.mathgen import (Problem, bootstrap_ci, cot_prompt, extract_answer, format_number, grade_chains,
                              is_correct, majority_vote, make_problem, make_problems, parse_number, pass_at_k,
                              rejection_sample, save_verified_dataset, vote_curve)
 
@@ -302,7 +302,7 @@ def test_save_verified_dataset(tmp_path):
 
 # ----------------------------------------------------------------------------- sampling (stub LM)
 class _StubLM:
-    """Stands in for helpers.generation.LM: answers with the problem's number + sample offset."""
+    """Stands in for helpers.lm.generation.LM: answers with the problem's number + sample offset."""
 
     name = "stub"
 
@@ -310,7 +310,7 @@ class _StubLM:
         self.calls = 0
 
     def chat(self, convs, **kw):
-        from helpers.generation import Generation
+        from helpers.lm.generation import Generation
 
         self.calls += 1
         out = []

@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from helpers import models
-from helpers.models import REGISTRY, MissingModelError
+from helpers.core import models
+from helpers.core.models import REGISTRY, MissingModelError
 
 
 def test_registry_has_every_role():

@@ -1,4 +1,4 @@
-"""Unit tests for helpers.reward (a hashed bag-of-words embedder stands in for MiniLM; no models needed)."""
+"""Unit tests for helpers.text.reward (a hashed bag-of-words embedder stands in for MiniLM; no models needed)."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,7 @@ import pytest
 
 from collections import Counter
 
-from helpers.reward import (CORRUPTIONS, FALSE_FACTS, PreferencePair, RewardModel, auc, insert_factual_error,
+from helpers.text.reward import (CORRUPTIONS, FALSE_FACTS, PreferencePair, RewardModel, auc, insert_factual_error,
                             make_preference_pairs, pairwise_report, rank_agreement, shuffle, shuffle_units,
                             split_rows, split_sentences, stratified_sample, surface_features, top_fraction,
                             top_fraction_per_group, truncate)

@@ -1,4 +1,4 @@
-"""Hostile-code tests for helpers.sandbox (no models needed).
+"""Hostile-code tests for helpers.verify.sandbox (no models needed).
 
 Each hostile program is written so that it *succeeds at its attack* when the matching
 limit is removed (the assertion below it then fails): e.g. the memory bomb allocates 3 GiB
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-import helpers.sandbox as S
-from helpers.sandbox import Limits, Sandbox, SandboxResult, choose_python, classify, detect_isolation
+import helpers.verify.sandbox as S
+from helpers.verify.sandbox import Limits, Sandbox, SandboxResult, choose_python, classify, detect_isolation
 
 ISO = detect_isolation()
 needs_ns = pytest.mark.skipif(ISO.mode != "namespaces", reason="needs root namespaces: " + " ".join(ISO.notes))
@@ -502,7 +502,7 @@ sys.path.insert(0, os.getcwd())
 stop = threading.Event()
 for _ in range(40):  # a busy learner: the notebook kernel's torch threads, the desktop, ...
     threading.Thread(target=stop.wait, daemon=True).start()
-from helpers.sandbox import Limits, Sandbox, user_task_count
+from helpers.verify.sandbox import Limits, Sandbox, user_task_count
 box = Sandbox(Limits(timeout=10, cpu_seconds=5, memory_mb=256, max_processes=16))
 out = {"uid": os.getuid(), "mode": box.isolation.mode, "own_user": box.isolation.own_user,
        "describe": box.isolation.describe(), "tasks": user_task_count()}

@@ -1,4 +1,4 @@
-"""Unit tests for helpers.selfinstruct (fast: no model needed)."""
+"""Unit tests for helpers.text.selfinstruct (fast: no model needed)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import selfinstruct as si
+from helpers.text import selfinstruct as si
 
 
 # ---------------------------------------------------------------------------- data files
@@ -240,7 +240,7 @@ class _FakeGen:
 
 
 class _FakeLM:
-    """Stands in for helpers.generation.LM: echoes the last request's length."""
+    """Stands in for helpers.lm.generation.LM: echoes the last request's length."""
 
     def chat(self, convs, **kwargs):
         return [_FakeGen(f"Task number {len(c[-1]['content'])}.", "length" if k == 0 else "stop")

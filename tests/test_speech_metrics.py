@@ -1,4 +1,4 @@
-"""Unit tests for helpers.speech_metrics (WER normalisation runs everywhere; DNSMOS and speaker tests need their packages)."""
+"""Unit tests for helpers.speech.speech_metrics (WER normalisation runs everywhere; DNSMOS and speaker tests need their packages)."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import speech_metrics as M
+from helpers.speech import speech_metrics as M
 
 needs_speechmos = pytest.mark.skipif(importlib.util.find_spec("speechmos") is None, reason="speechmos not installed")
 needs_resemblyzer = pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer not installed")
@@ -140,7 +140,7 @@ def test_dnsmos_warmup_takes_the_one_off_cost():
 @needs_speechmos
 @pytest.mark.models
 def test_dnsmos_tuple_of_two_paths_is_two_clips(tmp_path):
-    from helpers.audio import save_audio
+    from helpers.speech.audio import save_audio
 
     paths = (str(save_audio(tmp_path / "a.wav", _speech_like(2.0), 16000)),
              str(save_audio(tmp_path / "b.wav", _speech_like(2.0, seed=3), 16000)))

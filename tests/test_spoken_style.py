@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.spoken_style import (
+from helpers.speech.spoken_style import (
     CHECKS, REJECT_REASONS, SpokenRewriter, UnspeakableError, add_fillers, check_speakable, lm_rewrite,
     lm_rewrite_messages, number_words, parse_lm_rewrite, rewrite, rewrite_many, summarise, to_spoken,
 )
@@ -124,7 +124,7 @@ def test_check_flags_minus_sign_and_flags() -> None:
 
 
 def test_changed_ignores_cosmetic_edits() -> None:
-    from helpers.spoken_style import is_changed
+    from helpers.speech.spoken_style import is_changed
 
     res = rewrite("NieR:Automata")
     assert res.text == "NieR: Automata" and not res.changed
@@ -281,7 +281,7 @@ def test_lm_messages_and_parser() -> None:
 
 
 class _FakeLM:
-    """Stands in for helpers.generation.LM to test the batching logic (not the model)."""
+    """Stands in for helpers.lm.generation.LM to test the batching logic (not the model)."""
 
     name = "fake"
     default_batch_size = 2
@@ -290,7 +290,7 @@ class _FakeLM:
         return len(text.split())
 
     def chat(self, convs, **kw):
-        from helpers.generation import Generation
+        from helpers.lm.generation import Generation
 
         out = []
         for c in convs:
@@ -307,8 +307,8 @@ def test_lm_rewrite_batches_and_keeps_order() -> None:
 
 @pytest.mark.models
 def test_lm_rewrite_real_model() -> None:
-    from helpers.generation import LM
-    from helpers.models import MissingModelError
+    from helpers.lm.generation import LM
+    from helpers.core.models import MissingModelError
 
     try:
         lm = LM.load("smollm2-135m")

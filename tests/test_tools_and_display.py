@@ -4,7 +4,7 @@ import pytest
 
 import numpy as np
 
-from helpers.display import (browse, survivors_table, table_html, threshold_explorer, threshold_view,
+from helpers.core.display import (browse, survivors_table, table_html, threshold_explorer, threshold_view,
                              widgets_enabled)
 from tools.course import badge
 from tools.new_notebook import template
@@ -78,7 +78,7 @@ def test_threshold_view_shows_the_rows_either_side_of_the_line():
 def _capture(monkeypatch):
     import IPython.display
 
-    import helpers.display as d
+    import helpers.core.display as d
 
     shown, widgets = [], []
     monkeypatch.setattr(d, "_show_html", shown.append)

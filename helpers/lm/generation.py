@@ -115,8 +115,8 @@ class LM:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, name: str = "smollm2-135m", device: str | None = None, dtype: Any = None) -> "LM":
-        """Load a bundled short name, a hub id or a local path (see :mod:`helpers.models`)."""
-        from .models import load_causal_lm
+        """Load a bundled short name, a hub id or a local path (see :mod:`helpers.core.models`)."""
+        from helpers.core.models import load_causal_lm
 
         model, tok = load_causal_lm(name, device=device, dtype=dtype)
         return cls(model, tok, name)

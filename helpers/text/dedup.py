@@ -21,7 +21,7 @@ nearest clusters, using blocked matrix products (never a Python loop over pairs)
 For evaluation, :func:`plant_near_duplicates` makes edited copies of real texts (case and
 whitespace edits, word swaps, synonym swaps, typos) with ground-truth group ids, and can add
 copies written elsewhere, such as real paraphrases by a language model
-(:func:`paraphrase_texts`); :func:`pair_precision_recall` / :func:`sweep_thresholds` score any
+(:func:`helpers.text.paraphrase.paraphrase_texts`); :func:`pair_precision_recall` / :func:`sweep_thresholds` score any
 method against them.
 """
 from __future__ import annotations
@@ -42,7 +42,6 @@ __all__ = [
     "greedy_keep", "Planted", "plant_near_duplicates", "EDIT_KINDS", "pair_precision_recall",
     "pairs_precision_recall", "group_outcome", "sweep_thresholds", "clustered_embeddings",
     "pair_recall", "jaccard_pairs", "band_collisions", "copy_recall_by_kind", "spherical_kmeans",
-    "PARAPHRASE_PROMPT", "PARAPHRASE_SYSTEM", "PARAPHRASE_EXAMPLES", "clean_paraphrase", "check_paraphrase", "paraphrase_texts",
 ]
 
 
@@ -591,7 +590,7 @@ def embedding_dedup(emb: np.ndarray, threshold: float = 0.9, *, search: str = "a
 #: Edit kinds :func:`plant_near_duplicates` can apply by rule. ``synonyms`` swaps words from a
 #: small synonym list and may add a polite prefix or a "Thanks!": a surface rewrite that keeps
 #: most of the wording, not a paraphrase (real paraphrases come from a model, see
-#: :func:`paraphrase_texts`, and are added with ``extra=``).
+#: :func:`helpers.text.paraphrase.paraphrase_texts`, and are added with ``extra=``).
 EDIT_KINDS = ("case", "whitespace", "punctuation", "word_swap", "typo", "synonyms")
 
 _SYNONYMS = {
@@ -728,7 +727,7 @@ def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int |
     sources (they are kept as originals).
 
     ``extra`` adds copies made elsewhere: ``{index of an original in texts: [copy, ...]}``,
-    labelled ``extra_kind`` (for example real paraphrases from :func:`paraphrase_texts`).
+    labelled ``extra_kind`` (for example real paraphrases from :func:`helpers.text.paraphrase.paraphrase_texts`).
     Empty or missing copies, copies identical to their original and indices out of range are
     not added; they are counted in :attr:`Planted.skipped`.
     """
@@ -778,96 +777,6 @@ def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int |
     pos = {old: new for new, old in enumerate(idx)}
     return Planted([out_t[i] for i in idx], np.asarray([out_g[i] for i in idx], dtype=np.int64),
                    [out_k[i] for i in idx], np.asarray([pos[out_s[i]] for i in idx], dtype=np.int64), dict(skipped))
-
-
-#: The system prompt :func:`paraphrase_texts` gives the model: the instruction, said once.
-PARAPHRASE_SYSTEM = ("Reword each request: different words and sentence structure, same meaning and details. "
-                     "Never answer it. Reply with the reworded request only.")
-#: The user turn for each request; ``{text}`` is the request.
-PARAPHRASE_PROMPT = "Reword: {text}"
-#: Worked examples (written for this course), sent as earlier turns: a small model copies the request almost
-#: word for word, or answers it, unless it sees what a real rewording looks like. Two are enough; every
-#: example is read again for every request, and on a CPU reading the prompt is the expensive part.
-PARAPHRASE_EXAMPLES: tuple[tuple[str, str], ...] = (
-    ("write a python function that checks if a number is prime",
-     "Could you code up a Python routine that tells me whether a given integer is a prime?"),
-    ("what are the 5 largest cities in canada", "Which five Canadian cities have the biggest populations?"),
-)
-_PARA_PREAMBLE = re.compile(r"^\s*(?:(?:sure|certainly|of course|okay)[,!.]?\s*)?(?:here(?:'s| is) )?"
-                            r"(?:the |a |an |my )?(?:rewritten|reworded|paraphrased)?\s*(?:request|version|paraphrase)?"
-                            r"\s*:\s*", re.I)
-_ANSWER_START = re.compile(r"^\s*(?:sure|certainly|of course|here is|here's|here are|i'd be happy|i can|as an ai|"
-                           r"i'm sorry|i am sorry|```)", re.I)
-
-
-def clean_paraphrase(text: str | None) -> str:
-    """A model's paraphrase without a "Rewritten request:" preamble, surrounding quotes or spaces."""
-    t = (text or "").strip()
-    m = _PARA_PREAMBLE.match(t)
-    if m and m.end() > 0 and ":" in m.group(0):
-        t = t[m.end():].strip()
-    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
-        t = t[1:-1].strip()
-    return t.strip("“”").strip()
-
-
-def check_paraphrase(original: str, candidate: str | None, *, min_ratio: float = 0.4,
-                     max_ratio: float = 2.5) -> str | None:
-    """Why ``candidate`` is not a usable paraphrase of ``original`` (``None`` if it is).
-
-    Reasons: ``empty``; ``unchanged`` (the same after :func:`normalize_text`); ``answered``
-    (it starts like a reply, "Sure, here is ...", or a code fence: the model carried out the
-    request instead of rewording it); ``too short`` / ``too long`` (length outside
-    ``min_ratio`` to ``max_ratio`` times the original's, in characters). Cheap checks, so some
-    bad paraphrases get through: read examples before trusting the set.
-    """
-    c = clean_paraphrase(candidate)
-    if not c:
-        return "empty"
-    if normalize_text(c) == normalize_text(original):
-        return "unchanged"
-    if _ANSWER_START.match(c) and not _ANSWER_START.match(original):
-        return "answered"
-    ratio = len(c) / max(1, len(original))
-    if ratio < min_ratio:
-        return "too short"
-    if ratio > max_ratio:
-        return "too long"
-    return None
-
-
-def paraphrase_texts(lm, texts: Sequence[str], *, max_new_tokens: int = 96, temperature: float = 0.0,
-                     batch_size: int | None = None, prompt: str = PARAPHRASE_PROMPT,
-                     system: str | None = PARAPHRASE_SYSTEM,
-                     examples: Sequence[tuple[str, str]] = PARAPHRASE_EXAMPLES, progress: bool = True,
-                     **chat_kwargs) -> tuple[list[str | None], "dict[str, int]"]:
-    """Ask a chat model (an :class:`helpers.generation.LM`) to reword each text; check each answer.
-
-    Each request is sent as a conversation: ``system`` (the instruction), then the worked
-    ``examples`` as earlier turns (few-shot), then ``prompt`` filled with the text. The prompt
-    is kept short on purpose: on a CPU, reading the prompt costs more than writing the reply. Returns ``(paraphrases, rejected)``:
-    a cleaned paraphrase per text, or ``None`` where :func:`check_paraphrase` rejected it (or
-    the reply hit ``max_new_tokens``: ``"cut off"``), and the count of each rejection reason.
-    Nothing is dropped silently.
-    """
-    from collections import Counter
-
-    shots: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
-    for q, a in examples:
-        shots += [{"role": "user", "content": prompt.replace("{text}", q)}, {"role": "assistant", "content": a}]
-    convs = [shots + [{"role": "user", "content": prompt.replace("{text}", t)}] for t in texts]
-    gens = lm.chat(convs, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-                   progress=progress, **chat_kwargs)
-    out: list[str | None] = []
-    rejected: Counter = Counter()
-    for t, g in zip(texts, gens):
-        why = "cut off" if g.finish_reason == "length" else check_paraphrase(t, g.text)
-        if why:
-            rejected[why] += 1
-            out.append(None)
-        else:
-            out.append(clean_paraphrase(g.text))
-    return out, dict(rejected)
 
 
 # --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ filter its synthetic data). Small judges fail in two ways this module makes visi
 * **format failures**: the reply holds no score, several, or one out of range. They are
   counted by reason in :attr:`JudgeResult.failures`, and the score is ``nan``, never a guess.
 * **judgement failures**: a parsed score that disagrees with known labels. Measure them with
-  :func:`helpers.reward.auc` / :func:`helpers.reward.rank_agreement` on items you know.
+  :func:`helpers.text.reward.auc` / :func:`helpers.text.reward.rank_agreement` on items you know.
 
 ``method="logprobs"`` skips generation: it forces the reply to start with ``{"score": ``
 and reads the model's probabilities for the digits 1 to 5, giving an expected score
@@ -58,7 +58,7 @@ def parse_score(text: str, lo: int = 1, hi: int = 5) -> tuple[float | None, str 
     ``4/5`` or ``4 out of 5``; a reply that is one bare number. Reasons for failure:
     ``empty``, ``out of range``, ``ambiguous`` (several different numbers and no key), ``no score``.
     """
-    from .generation import extract_json
+    from helpers.lm.generation import extract_json
 
     if not text or not text.strip():
         return None, "empty"
@@ -128,7 +128,7 @@ class JudgeResult:
 
 
 class Judge:
-    """Rubric judge on top of :class:`helpers.generation.LM`.
+    """Rubric judge on top of :class:`helpers.lm.generation.LM`.
 
     Args:
         lm: the judge model.

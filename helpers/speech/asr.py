@@ -3,7 +3,7 @@
 The course ships Whisper as CTranslate2 folders (``whisper-tiny.en``, ``whisper-base``). The
 first :meth:`ASR.load` of a bundled name converts that ``model.bin`` once, with numpy alone, into
 a plain transformers ``WhisperForConditionalGeneration`` folder cached under
-``helpers.env.cache_dir("whisper")``; every later load takes about a second. Because the result is
+``helpers.core.env.cache_dir("whisper")``; every later load takes about a second. Because the result is
 an ordinary transformers folder, a hub id such as ``"openai/whisper-small"`` (on Colab) or any
 local Whisper folder goes through exactly the same code.
 
@@ -16,7 +16,7 @@ Each :class:`Transcript` carries the text, segments with start/end times, the av
 log-probability of the decoded tokens (Whisper's own confidence measure, used for filtering
 pseudo-labels as distil-whisper does) and an ``error`` field: unreadable, empty or silent audio is
 counted in :attr:`ASR.last_stats` instead of crashing the batch. Audio longer than 30 s is cut
-into chunks at quiet points (:func:`helpers.audio.chunk_bounds`), the chunks are decoded in the
+into chunks at quiet points (:func:`helpers.speech.audio.chunk_bounds`), the chunks are decoded in the
 same batches as everything else and stitched back together with shifted timestamps.
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .audio import TARGET_SR, as_array, as_list_of_clips, check_audio, chunk_bounds
-from .env import cache_dir
+from helpers.speech.audio import TARGET_SR, as_array, as_list_of_clips, check_audio, chunk_bounds
+from helpers.core.env import cache_dir
 
 #: Whisper's window: 30 s of 16 kHz audio.
 WINDOW_SECONDS = 30.0
@@ -269,7 +269,7 @@ def resolve_whisper_source(name: str, *, verbose: bool = True) -> str:
     Bundled short names (``whisper-tiny.en``, ``whisper-base``) and local CTranslate2 folders
     are converted once and cached; transformers folders and hub ids are returned unchanged.
     """
-    from .models import REGISTRY, _lock
+    from helpers.core.models import REGISTRY, file_lock
 
     spec = REGISTRY.get(name)
     if spec is not None:
@@ -285,7 +285,7 @@ def resolve_whisper_source(name: str, *, verbose: bool = True) -> str:
     target = cache_dir("whisper") / key
     if (target / ".complete").exists():
         return str(target)
-    with _lock(cache_dir("whisper") / f"{key}.lock"):
+    with file_lock(cache_dir("whisper") / f"{key}.lock"):
         if not (target / ".complete").exists():
             convert_ct2_whisper(ct2, target, verbose=verbose)
     return str(target)
@@ -293,7 +293,7 @@ def resolve_whisper_source(name: str, *, verbose: bool = True) -> str:
 
 def ct2_folder(name: str) -> str:
     """CTranslate2 folder for faster-whisper: bundled short name, CT2 folder or size name."""
-    from .models import REGISTRY
+    from helpers.core.models import REGISTRY
 
     if name in REGISTRY:
         return str(REGISTRY[name].locate())
@@ -379,7 +379,7 @@ class ASR:
                 ``"openai/whisper-small"``, or a local transformers / CTranslate2 folder.
             backend: ``"transformers"`` (default; one code path for bundled and hub models) or
                 ``"faster-whisper"`` (CTranslate2; bundled names and CT2 folders).
-            device: ``"cpu"``, ``"cuda"`` ...; default :func:`helpers.env.pick_device`.
+            device: ``"cpu"``, ``"cuda"`` ...; default :func:`helpers.core.env.pick_device`.
             compute_type: faster-whisper only (``"int8"``, ``"float32"``, ``"float16"`` on GPU).
             threads: CPU threads (default: all cores for faster-whisper, torch's setting for
                 transformers). On a machine shared with other busy processes, ``threads=1`` can be
@@ -389,14 +389,14 @@ class ASR:
                 same precision faster-whisper's ``compute_type="int8"`` uses. Log-probabilities
                 shift slightly (the output projection is quantised too).
         """
-        from .env import pick_device
+        from helpers.core.env import pick_device
 
         device = device or pick_device()
         if backend == "transformers":
             import torch
             from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-            from .models import MissingModelError
+            from helpers.core.models import MissingModelError
 
             source = resolve_whisper_source(name, verbose=verbose)
             dtype = torch.float16 if device.startswith("cuda") else torch.float32

@@ -136,7 +136,12 @@ def resolve_smoke(param: bool | None = None, *, verbose: bool = True) -> bool:
 
 def repo_root() -> Path:
     """The course checkout (folder holding ``helpers/``)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """The course's own seed files (``<repo>/data``)."""
+    return repo_root() / "data"
 
 
 def output_dir(name: str, base: str | os.PathLike | None = None) -> Path:

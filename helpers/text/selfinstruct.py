@@ -33,6 +33,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from helpers.core.env import data_dir
+
 #: Keys every seed task has (``input`` may be empty).
 SEED_KEYS = ("instruction", "input", "output", "category")
 #: ROUGE-L threshold of Self-Instruct and Alpaca: a new instruction must score below it.
@@ -65,11 +67,6 @@ _PREFIX_RE = re.compile(
 
 
 # ---------------------------------------------------------------------------- data files
-def data_dir() -> Path:
-    """The course's ``data/`` folder (next to ``helpers/``)."""
-    return Path(__file__).resolve().parent.parent / "data"
-
-
 def load_seed_tasks(path: str | Path | None = None) -> tuple[list[dict[str, str]], Counter]:
     """Read seed tasks from a JSON-lines file.
 
@@ -652,7 +649,7 @@ def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[s
 
     For every round and method: build the prompts (:func:`round_items`; ``"randomized"``
     prompts also name a random topic, persona, difficulty and format), generate the replies as
-    a :class:`~helpers.jobs.ResumableJob` under ``job_root`` (one folder per method and round,
+    a :class:`~helpers.core.jobs.ResumableJob` under ``job_root`` (one folder per method and round,
     named by a hash of ``config``, so a re-run continues where it stopped and a changed setting
     starts afresh), then parse, heuristic-filter and novelty-filter them
     (:func:`filter_candidates`) against that method's own pool, which starts with the seed tasks.
@@ -662,7 +659,7 @@ def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[s
     """
     import time
 
-    from .jobs import ResumableJob
+    from helpers.core.jobs import ResumableJob
 
     bad = [m for m in methods if m not in ("plain", "randomized")]
     if bad:
@@ -728,7 +725,7 @@ def diversity_table(texts: Mapping[str, Sequence[str]], embeddings: Mapping[str,
     """
     import pandas as pd
 
-    from .diversity import diversity_report
+    from helpers.text.diversity import diversity_report
 
     n = n or min(len(v) for v in texts.values())
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .embeddings import cosine_matrix, mean_pairwise_cosine
+from helpers.lm.embeddings import cosine_matrix, mean_pairwise_cosine
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

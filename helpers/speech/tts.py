@@ -23,7 +23,7 @@ whose ``status`` says what happened (``ok``, ``empty``, ``no_speakable``, ``too_
 ``silent``, ``error``), and :class:`TTSBatch` counts them.
 
 All audio is mono float32 in [-1, 1] at :attr:`TTS.sample_rate` (22,050 Hz by default, the
-native rate of both engines; other rates are resampled with :func:`helpers.audio.resample`).
+native rate of both engines; other rates are resampled with :func:`helpers.speech.audio.resample`).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .audio import add_noise, as_array, audio_bytes, resample, save_audio
+from helpers.speech.audio import add_noise, as_array, audio_bytes, resample, save_audio
 
 #: Native sample rate of the Piper ``medium`` voice and of espeak-ng.
 NATIVE_SAMPLE_RATE = 22050
@@ -227,7 +227,7 @@ def _piper_available() -> bool:
     try:
         import piper  # noqa: F401
 
-        from .models import locate
+        from helpers.core.models import locate
 
         locate("piper-joe")
         return True
@@ -240,7 +240,7 @@ def _load_piper(spec: str):
     """Load (and cache) a Piper voice from a bundled short name or a ``.onnx`` path."""
     from piper import PiperVoice
 
-    from .models import REGISTRY, locate
+    from helpers.core.models import REGISTRY, locate
 
     path = locate(spec) if spec in REGISTRY else Path(spec)
     if not Path(path).exists():
@@ -251,7 +251,7 @@ def _load_piper(spec: str):
 def _espeak_exe() -> str:
     exe = shutil.which("espeak-ng")
     if not exe:
-        from .models import MissingModelError
+        from helpers.core.models import MissingModelError
 
         raise MissingModelError("espeak-ng is not installed. Install it with `sudo apt-get install espeak-ng`.")
     return exe

@@ -85,7 +85,7 @@ def empty_filter() -> Filter:
 def cut_off_filter(key: str = "finish_reason", values: Sequence[str] = ("length",)) -> Filter:
     """Generations the generator itself reports as cut off by the token limit.
 
-    :meth:`helpers.generation.LM.chat` records ``finish_reason``: ``"stop"`` when the model
+    :meth:`helpers.lm.generation.LM.chat` records ``finish_reason``: ``"stop"`` when the model
     ended its turn, ``"length"`` when it ran into ``max_new_tokens``. A reply stopped by the
     limit ends mid-sentence (or mid-code), which no text rule sees as reliably as this field.
     Rows without the field (real data, say) pass.

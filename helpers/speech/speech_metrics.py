@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .audio import TARGET_SR, as_array, as_list_of_clips
+from helpers.speech.audio import TARGET_SR, as_array, as_list_of_clips
 
 # A few British -> American spellings, so "colour"/"color" do not count as errors. Whisper's
 # full mapping (about 1,700 words) lives in the hub repos' normalizer.json, not in any offline

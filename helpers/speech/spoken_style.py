@@ -1039,7 +1039,7 @@ def parse_lm_rewrite(reply: str, original: str = "", *, truncated: bool = False,
 
 def lm_rewrite(lm: Any, texts: Sequence[str], *, batch_size: int | None = None, temperature: float = 0.0,
                max_new_tokens: int | None = None, seed: int = 0, progress: bool = True) -> list[LMRewrite]:
-    """Rewrite ``texts`` with a :class:`helpers.generation.LM`, batched by length.
+    """Rewrite ``texts`` with a :class:`helpers.lm.generation.LM`, batched by length.
 
     Each batch gets a token limit sized to its longest input (about 1.6 times its tokens plus
     32, at most 512) unless ``max_new_tokens`` is given, so one runaway reply cannot hold a

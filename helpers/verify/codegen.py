@@ -5,7 +5,7 @@ The pipeline follows Llama 3's synthetic code data (Dubey et al., 2024, section 
 1. **Problems** from seed topics (``data/code_topics.json``): the model writes a small
    problem with a function signature (:func:`generate_problems`).
 2. **Solution + unit tests** from the model (:func:`solution_prompt`, :func:`split_reply`).
-3. **Execution** of every solution against its tests in :mod:`helpers.sandbox`; each
+3. **Execution** of every solution against its tests in :mod:`helpers.verify.sandbox`; each
    failure is classified as ``syntax`` / ``assertion`` / ``timeout`` / ``exception``
    (or ``no_code`` / ``no_tests`` when the reply could not be parsed).
 4. **Feedback and revision**: the error goes back to the model, for several rounds
@@ -15,8 +15,8 @@ The pipeline follows Llama 3's synthetic code data (Dubey et al., 2024, section 
 6. **pass@k** with the unbiased estimator of Chen et al. (2021) on a HumanEval subset
    (:func:`pass_at_k`, :func:`evaluate_humaneval`).
 
-Everything that talks to a model takes a :class:`helpers.generation.LM`; everything that
-runs code takes a :class:`helpers.sandbox.Sandbox`. Parsing never raises: unusable replies
+Everything that talks to a model takes a :class:`helpers.lm.generation.LM`; everything that
+runs code takes a :class:`helpers.verify.sandbox.Sandbox`. Parsing never raises: unusable replies
 are counted by reason.
 """
 from __future__ import annotations
@@ -34,10 +34,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .sandbox import Limits, Sandbox, SandboxResult
+from helpers.core.env import data_dir
+from helpers.verify.sandbox import Limits, Sandbox, SandboxResult
 
 FAILURES = ("syntax", "assertion", "timeout", "exception", "no_code", "no_tests")
-TOPICS_FILE = Path(__file__).resolve().parent.parent / "data" / "code_topics.json"
+TOPICS_FILE = data_dir() / "code_topics.json"
 #: Limits for running model-written tests: small programs, so tight limits.
 TEST_LIMITS = Limits(timeout=4.0, cpu_seconds=3, memory_mb=512, file_size_mb=4, disk_mb=16,
                      max_processes=16, max_output_bytes=20_000)

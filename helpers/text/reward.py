@@ -351,7 +351,7 @@ class RewardModel:
     ``surface=True`` three :func:`surface_features` of the response are appended.
 
     Args:
-        embedder: anything with ``encode(texts) -> (n, d) array`` (e.g. :class:`helpers.embeddings.Embedder`).
+        embedder: anything with ``encode(texts) -> (n, d) array`` (e.g. :class:`helpers.lm.embeddings.Embedder`).
         hidden: hidden units of the MLP head (0 = a linear head).
         surface: add :func:`surface_features`.
         dropout: dropout in the head.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .models import MissingModelError, package_dir
+from helpers.core.models import MissingModelError, package_dir
 
 SHAREGPT_NOTE = ("ShareGPT V3 (unfiltered, cleaned split): real user prompts; replies were written by "
                  "ChatGPT. No licence is stated by the source; use for teaching and research only.")
