@@ -210,6 +210,45 @@ def test_pair_precision_recall_counts_pairs():
     assert raw["precision"] == 0.5
 
 
+def _old_pair_counts(pred_labels, true_groups):
+    """(tp, predicted, true) pairs as the hand-written contingency count computed them."""
+    def pair_count(counts):
+        counts = counts.astype(np.int64)
+        return int((counts * (counts - 1) // 2).sum())
+
+    pred = np.unique(np.asarray(pred_labels), return_inverse=True)[1]
+    true = np.unique(np.asarray(true_groups), return_inverse=True)[1]
+    joint = np.unique(pred.astype(np.int64) * (true.max() + 1 if len(true) else 1) + true, return_counts=True)[1]
+    return pair_count(joint), pair_count(np.bincount(pred)), pair_count(np.bincount(true))
+
+
+def _brute_pair_counts(pred, true):
+    same_p = pred[:, None] == pred[None, :]
+    same_t = true[:, None] == true[None, :]
+    iu = np.triu_indices(len(pred), 1)
+    return int((same_p & same_t)[iu].sum()), int(same_p[iu].sum()), int(same_t[iu].sum())
+
+
+def test_pair_precision_recall_matches_the_contingency_count_on_random_labelings():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(0, 60))
+        true = rng.integers(0, max(1, int(rng.integers(1, 25))), n)
+        pred = rng.integers(0, max(1, int(rng.integers(1, 25))), n) if trial % 3 else true.copy()
+        if trial % 5 == 0:  # arbitrary label values (negative, sparse), as connected_labels may give
+            pred = pred * 7 - 100
+        m = pair_precision_recall(pred, true)
+        counts = (m["tp_pairs"], m["pred_pairs"], m["true_pairs"])
+        assert counts == _old_pair_counts(pred, true) == _brute_pair_counts(pred, true), (pred, true)
+        tp, pp, tt = counts
+        assert m["precision"] == (tp / pp if pp else 1.0) and m["recall"] == (tp / tt if tt else 1.0)
+        raw = pairs_precision_recall(np.zeros((0, 2), dtype=int), true)
+        assert raw["true_pairs"] == tt and raw["recall"] == (0.0 if tt else 1.0)
+    # string labels and a single row work too
+    assert pair_precision_recall(np.array(["a", "a", "b"]), np.array([1, 1, 1]))["tp_pairs"] == 1
+    assert pair_precision_recall(np.array([3]), np.array([3]))["pred_pairs"] == 0
+
+
 def test_sweep_thresholds_monotone():
     truth = np.array([0, 0, 1, 1, 2, 3])
     pairs = np.array([[0, 1], [2, 3], [4, 5], [1, 2]])
@@ -305,21 +344,14 @@ def test_check_and_clean_paraphrase(original, reply, reason, clean):
 def test_paraphrase_texts_sends_few_shot_turns_and_counts_rejections():
     from helpers.text.paraphrase import PARAPHRASE_EXAMPLES, PARAPHRASE_SYSTEM, paraphrase_texts
 
-    class Gen:
-        def __init__(self, text, finish_reason="stop"):
-            self.text, self.finish_reason = text, finish_reason
+    from tests.fakes import ScriptedLM
 
-    class FakeLM:
-        def chat(self, convs, **kw):
-            self.convs, self.kw = convs, kw
-            return [Gen("Request: Could you list the planets, starting nearest the sun?"),
-                    Gen(TEXTS[1]), Gen("Could you explain how", "length")]
-
-    lm = FakeLM()
+    lm = ScriptedLM(["Request: Could you list the planets, starting nearest the sun?", TEXTS[1],
+                     ("Could you explain how", "length")])
     out, rejected = paraphrase_texts(lm, [TEXTS[7], TEXTS[1], TEXTS[6]], progress=False, seed=3)
     assert out == ["Could you list the planets, starting nearest the sun?", None, None]
     assert rejected == {"unchanged": 1, "cut off": 1}
-    conv = lm.convs[0]
+    conv = lm.calls[0]["messages"][0]
     assert conv[0] == {"role": "system", "content": PARAPHRASE_SYSTEM}
     assert len(conv) == 2 + 2 * len(PARAPHRASE_EXAMPLES) and conv[2]["content"] == PARAPHRASE_EXAMPLES[0][1]
-    assert conv[-1]["role"] == "user" and TEXTS[7] in conv[-1]["content"] and lm.kw["seed"] == 3
+    assert conv[-1]["role"] == "user" and TEXTS[7] in conv[-1]["content"] and lm.calls[0]["seed"] == 3

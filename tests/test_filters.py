@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.core.textutil import latin_ratio
 from helpers.text.filters import (Filter, PhraseMatcher, apply_filters, default_filters, frequent_openings,
-                             latin_ratio, overused_phrase_filter, repetition_filter, script_filter)
+                             overused_phrase_filter, repetition_filter, script_filter)
 
 GOOD = ("Photosynthesis is how plants turn light, water and carbon dioxide into sugar and oxygen. "
         "It happens in the chloroplasts of leaf cells.")

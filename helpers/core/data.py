@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core.models import MissingModelError, package_dir
+from helpers.core.textutil import latin_ratio
 
 SHAREGPT_NOTE = ("ShareGPT V3 (unfiltered, cleaned split): real user prompts; replies were written by "
                  "ChatGPT. No licence is stated by the source; use for teaching and research only.")
@@ -67,15 +68,10 @@ def load_sharegpt(limit: int | None = None) -> tuple[list[dict[str, Any]], LoadR
     return list(items[:limit] if limit else items), rep
 
 
-_LATIN = re.compile(r"[A-Za-z]")
-
-
 def looks_english(text: str, min_share: float = 0.6) -> bool:
-    """Cheap script check: share of letters that are ASCII Latin (not a language detector)."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return False
-    return sum(bool(_LATIN.match(c)) for c in letters) / len(letters) >= min_share
+    """Cheap script check: at least ``min_share`` of the letters are ASCII ``A-Z``/``a-z``
+    (not a language detector; ``False`` when there are no letters)."""
+    return latin_ratio(text, ascii_only=True) >= min_share  # nan >= x is False
 
 
 def sharegpt_pairs(n: int | None = None, *, seed: int = 0, min_chars: int = 1, max_chars: int = 100_000,

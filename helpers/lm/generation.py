@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence, Union
 
 import torch
+
+from helpers.core.textutil import code_blocks
 
 Message = dict[str, str]
 Conversation = Union[str, Sequence[Message]]
@@ -150,8 +151,12 @@ class LM:
             as_messages(conv, system), add_generation_prompt=True, tokenize=False
         )
 
+    def token_ids(self, text: str) -> list[int]:
+        """The token ids of ``text``, without special tokens added."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.token_ids(text))
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
@@ -280,23 +285,15 @@ class LM:
         """
         bs = batch_size or self.default_batch_size
         out: list[float] = [float("nan")] * len(texts)
-        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"][:max_tokens] for t in texts]
+        ids = [self.token_ids(t)[:max_tokens] for t in texts]
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
-        pad = self.tokenizer.pad_token_id
         from tqdm.auto import tqdm
 
         for start in tqdm(range(0, len(order), bs), disable=not progress, leave=False, desc="perplexity"):
             idx = [i for i in order[start:start + bs] if len(ids[i]) >= 2]
             if not idx:
                 continue
-            width = max(len(ids[i]) for i in idx)
-            inp = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):  # left padding, like generation
-                inp[r, width - len(ids[i]):] = torch.tensor(ids[i])
-                mask[r, width - len(ids[i]):] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            inp, mask, pos = inp.to(self.device), mask.to(self.device), pos.to(self.device)
+            inp, mask, pos = _left_padded([ids[i] for i in idx], self.tokenizer.pad_token_id, self.device)
             logits = self.model(input_ids=inp, attention_mask=mask, position_ids=pos).logits[:, :-1]
             tgt = inp[:, 1:]
             nll = torch.nn.functional.cross_entropy(  # fused: no full log-softmax copy of the logits
@@ -306,6 +303,61 @@ class LM:
             for r, i in enumerate(idx):
                 out[i] = float(math.exp(per[r].item()))
         return out
+
+    @torch.inference_mode()
+    def next_token_logprobs(self, prompts: Sequence[str], token_ids: Sequence[int] | None = None, *,
+                            batch_size: int | None = None, progress: bool = False,
+                            desc: str = "next-token log-probs") -> Any:
+        """Log-probabilities of the token that would follow each prompt, as a numpy array.
+
+        Each prompt is scored as it stands (render it first for a chat prompt; no special tokens
+        are added), in left-padded batches sorted by length; rows come back in input order. Only
+        the last position's logits are computed where the model allows it. With ``token_ids`` the
+        result is ``(len(prompts), len(token_ids))`` (still normalised over the whole vocabulary),
+        else ``(len(prompts), vocab)``.
+        """
+        import numpy as np
+        from tqdm.auto import tqdm
+
+        ids = [self.token_ids(p) for p in prompts]
+        if any(not row for row in ids):
+            raise ValueError("next_token_logprobs needs non-empty prompts")
+        bs = batch_size or self.default_batch_size
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        cols = None if token_ids is None else torch.as_tensor(list(token_ids), dtype=torch.long)
+        out: Any = None
+        for start in tqdm(range(0, len(order), bs), disable=not progress, leave=False, desc=desc):
+            idx = order[start:start + bs]
+            inp, mask, pos = _left_padded([ids[i] for i in idx], self.tokenizer.pad_token_id, self.device)
+            kwargs = dict(input_ids=inp, attention_mask=mask, position_ids=pos)
+            try:  # only the last position's logits are needed: skip the big vocabulary matmul elsewhere
+                logits = self.model(**kwargs, logits_to_keep=1).logits
+            except TypeError:  # models without logits_to_keep
+                logits = self.model(**kwargs).logits
+            logp = torch.log_softmax(logits[:, -1].float(), -1).cpu()
+            if cols is not None:
+                logp = logp[:, cols]
+            if out is None:
+                out = np.zeros((len(ids), logp.shape[-1]), dtype=np.float32)
+            out[idx] = logp.numpy()
+        if out is None:
+            out = np.zeros((0, 0 if cols is None else len(cols)), dtype=np.float32)
+        return out
+
+
+def _left_padded(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, ...]:
+    """``(input_ids, attention_mask, position_ids)`` for token rows padded on the left, like generation.
+
+    Positions count from 0 at each row's first real token, so a padded row scores as it would alone.
+    """
+    width = max(len(r) for r in rows)
+    inp = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        inp[r, width - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
+        mask[r, width - len(row):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return inp.to(device), mask.to(device), pos.to(device)
 
 
 # ---------------------------------------------------------------------- JSON parsing
@@ -344,49 +396,26 @@ class JSONBatch:
         return f"{ok}/{n} replies parsed ({self.failure_rate:.0%} failed; reasons: {reasons})"
 
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-
-
 def json_instruction(example: dict[str, Any]) -> str:
     """A sentence asking for exactly one JSON object shaped like ``example``."""
     return ("Reply with one JSON object and nothing else, with exactly these keys, like this:\n"
             + json.dumps(example, ensure_ascii=False))
 
 
-def _balanced(text: str, start: int) -> str | None:
-    """The balanced ``{...}`` or ``[...]`` starting at ``start`` (string-aware)."""
-    open_c = text[start]
-    close_c = "}" if open_c == "{" else "]"
-    depth, in_str, esc = 0, False, False
-    for j in range(start, len(text)):
-        ch = text[j]
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == open_c:
-            depth += 1
-        elif ch == close_c:
-            depth -= 1
-            if depth == 0:
-                return text[start:j + 1]
-    return None
+_DECODER = json.JSONDecoder()
 
 
 def extract_json(text: str) -> Any:
     """Parse the first JSON object or array in a model reply.
 
-    Accepts code fences and prose around the JSON. Raises ``ValueError`` with a short
-    reason (``"empty"``, ``"no json"``, ``"unbalanced"``, ``"invalid json"``) otherwise.
+    Accepts code fences and prose around the JSON: each fenced block, then the whole reply, is
+    tried as it stands, then ``json.JSONDecoder().raw_decode`` is run from each ``{`` or ``[`` in
+    turn and the first value it decodes wins (text after it is ignored). Raises ``ValueError`` with
+    a short reason (``"empty"``, ``"no json"``, ``"unbalanced"``, ``"invalid json"``) otherwise.
     """
     if not text or not text.strip():
         raise ValueError("empty")
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    candidates = code_blocks(text) + [text]
     saw_open = False
     for cand in candidates:
         cand = cand.strip()
@@ -397,11 +426,8 @@ def extract_json(text: str) -> Any:
         for k, ch in enumerate(cand):
             if ch in "{[":
                 saw_open = True
-                chunk = _balanced(cand, k)
-                if chunk is None:
-                    continue
                 try:
-                    return json.loads(chunk)
+                    return _DECODER.raw_decode(cand, k)[0]
                 except json.JSONDecodeError:
                     continue
     raise ValueError("unbalanced" if saw_open and "}" not in text and "]" not in text

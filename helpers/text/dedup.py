@@ -782,25 +782,19 @@ def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int |
 # --------------------------------------------------------------------------------------
 # evaluation
 # --------------------------------------------------------------------------------------
-def _pair_count(counts: np.ndarray) -> int:
-    counts = counts.astype(np.int64)
-    return int((counts * (counts - 1) // 2).sum())
-
-
 def pair_precision_recall(pred_labels: np.ndarray, true_groups: np.ndarray) -> dict:
     """Pair-counting precision/recall of a grouping against the ground truth.
 
     A pair of rows is *predicted* duplicate when both share a predicted label (same connected
     component, so chains count), and *truly* duplicate when both share a true group.
     Precision = correct predicted pairs / predicted pairs; recall = correct / true pairs.
-    Computed from a contingency table in O(n), no pair enumeration.
+    The pairs are counted by :func:`sklearn.metrics.cluster.pair_confusion_matrix` (from the
+    contingency table, no pair enumeration); it counts ordered pairs, hence the halving.
     """
-    pred = np.unique(np.asarray(pred_labels), return_inverse=True)[1]
-    true = np.unique(np.asarray(true_groups), return_inverse=True)[1]
-    pred_pairs = _pair_count(np.bincount(pred))
-    true_pairs = _pair_count(np.bincount(true))
-    joint = np.unique(pred.astype(np.int64) * (true.max() + 1 if len(true) else 1) + true, return_counts=True)[1]
-    tp = _pair_count(joint)
+    from sklearn.metrics.cluster import pair_confusion_matrix
+
+    (_, fp), (fn, tp) = (pair_confusion_matrix(np.asarray(true_groups), np.asarray(pred_labels)) // 2).tolist()
+    pred_pairs, true_pairs = tp + fp, tp + fn
     precision = tp / pred_pairs if pred_pairs else 1.0
     recall = tp / true_pairs if true_pairs else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -809,11 +803,17 @@ def pair_precision_recall(pred_labels: np.ndarray, true_groups: np.ndarray) -> d
 
 
 def pairs_precision_recall(pairs: np.ndarray, true_groups: np.ndarray) -> dict:
-    """Precision/recall of the raw pairs a method reported (no transitive closure)."""
+    """Precision/recall of the raw pairs a method reported (no transitive closure).
+
+    Each listed pair counts once as predicted; true pairs are counted as in
+    :func:`pair_precision_recall`.
+    """
+    from sklearn.metrics.cluster import pair_confusion_matrix
+
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     g = np.asarray(true_groups)
     tp = int((g[pairs[:, 0]] == g[pairs[:, 1]]).sum()) if len(pairs) else 0
-    true_pairs = _pair_count(np.unique(g, return_counts=True)[1])
+    true_pairs = int(pair_confusion_matrix(g, g)[1, 1]) // 2  # ordered same-group pairs, halved
     precision = tp / len(pairs) if len(pairs) else 1.0
     recall = tp / true_pairs if true_pairs else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

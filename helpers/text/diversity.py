@@ -1,19 +1,12 @@
 """Diversity metrics for a set of generated texts."""
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 import numpy as np
 
+from helpers.core.textutil import words
 from helpers.lm.embeddings import cosine_matrix, mean_pairwise_cosine
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def tokenize_words(text: str) -> list[str]:
-    """Lower-cased word tokens (letters, digits, underscore; any script)."""
-    return _WORD.findall(text.lower())
 
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
@@ -24,7 +17,7 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     """
     grams: list[tuple[str, ...]] = []
     for t in texts:
-        w = tokenize_words(t)
+        w = words(t)
         grams.extend(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
     return len(set(grams)) / len(grams) if grams else float("nan")
 

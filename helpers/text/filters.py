@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from helpers.core.textutil import latin_ratio, strip_code_blocks, words
+
 #: A check takes ``(prompt, response)`` and returns ``None`` to keep the row, or a short
 #: string saying why it should go (shown next to the examples).
 Check = Callable[[str, str], "str | None"]
@@ -56,20 +58,6 @@ def as_text(value: Any) -> str:
     if isinstance(value, float) and value != value:  # NaN
         return ""
     return value if isinstance(value, str) else str(value)
-
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
-
-
-def strip_code(text: str) -> str:
-    """``text`` without fenced code blocks (an unclosed fence runs to the end)."""
-    return _CODE_BLOCK.sub(" ", text)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens in any script."""
-    return _WORD.findall(text.lower())
 
 
 # --------------------------------------------------------------------------- single rules
@@ -116,15 +104,6 @@ def too_long_filter(max_chars: int = 6000) -> Filter:
         return f"{len(response):,} chars > {max_chars:,}" if len(response) > max_chars else None
 
     return Filter("too_long", check, f"more than {max_chars:,} characters")
-
-
-def latin_ratio(text: str) -> float:
-    """Share of letters that are Latin script (``nan`` when there are no letters)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return float("nan")
-    latin = sum(1 for ch in letters if ch.isascii() or "LATIN" in unicodedata.name(ch, ""))
-    return latin / len(letters)
 
 
 def script_filter(min_latin: float = 0.8) -> Filter:
@@ -183,7 +162,7 @@ def symbol_filter(max_symbol_frac: float = 0.3, min_chars: int = 20) -> Filter:
     """
 
     def check(prompt: str, response: str) -> str | None:
-        chars = [ch for ch in strip_code(response) if not ch.isspace()]
+        chars = [ch for ch in strip_code_blocks(response) if not ch.isspace()]
         if len(chars) < min_chars:
             return None
         frac = sum(1 for ch in chars if not ch.isalnum()) / len(chars)
@@ -302,7 +281,7 @@ def overused_phrase_filter(families: Mapping[str, Sequence[str]] | None = None,
     matcher = PhraseMatcher(families or OVERUSED_PHRASES)
 
     def check(prompt: str, response: str) -> str | None:
-        prose = strip_code(response)
+        prose = strip_code_blocks(response)
         hit = matcher.find(prose)
         if hit:
             return f"{hit[0]}: {hit[1]!r}"

@@ -583,15 +583,3 @@ def rank_agreement(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
         out["pairwise_agreement"] = float((dx[both] == dy[both]).mean())
     out["pairs_compared"] = float(both.sum())
     return out
-
-
-def auc(scores_good: Sequence[float], scores_bad: Sequence[float]) -> float:
-    """Probability that a random good item outscores a random bad one (ties count half; NaNs dropped)."""
-    g = np.asarray([s for s in scores_good if np.isfinite(s)], dtype=float)
-    b = np.asarray([s for s in scores_bad if np.isfinite(s)], dtype=float)
-    if not len(g) or not len(b):
-        return float("nan")
-    diff = g[:, None] - b[None, :]
-    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
-
-
