@@ -26,9 +26,13 @@ def test_near_duplicate_rate():
     assert near_duplicate_rate(x, 0.95) == pytest.approx(2 / 3)
 
 
+@pytest.fixture(scope="module")
+def emb():
+    return Embedder.load("minilm", device="cpu")
+
+
 @pytest.mark.models
-def test_embedder_similarity_and_bad_input():
-    emb = Embedder.load("minilm", device="cpu")
+def test_embedder_similarity_and_bad_input(emb):
     x = emb.encode(["A cat sat on the mat.", "A kitten was sitting on the rug.", "Quarterly tax filing deadlines", "",
                     "x" * 20000, "日本語の文です"])
     assert x.shape == (6, 384) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-4)
@@ -37,8 +41,7 @@ def test_embedder_similarity_and_bad_input():
 
 
 @pytest.mark.models
-def test_embedder_counts_missing_texts_instead_of_embedding_the_word_none():
-    emb = Embedder.load("minilm", device="cpu")
+def test_embedder_counts_missing_texts_instead_of_embedding_the_word_none(emb):
     with pytest.warns(UserWarning, match="2 of 4 texts are missing"):
         x = emb.encode(["A cat sat on the mat.", None, float("nan"), "None"])
     assert emb.last_missing == [1, 2]
@@ -47,3 +50,52 @@ def test_embedder_counts_missing_texts_instead_of_embedding_the_word_none():
         emb.encode(["fine", 42])
     emb.encode(["no missing text here"])
     assert emb.last_missing == []
+
+
+SENTENCES = ["A cat sat on the mat.", "Quarterly tax filing deadlines are in April.", "", "short",
+             "A much longer sentence, so that the batch is padded: " + "words " * 40]
+
+
+def _plain_transformers_vectors(folder, texts, pool):
+    """The embedding computed by hand with plain transformers (no sentence-transformers)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        if pool == "cls":
+            return hidden[:, 0].numpy()
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).numpy()
+
+
+@pytest.mark.models
+def test_embedder_gives_the_same_vectors_as_plain_transformers_mean_pooling(emb):
+    from helpers.core.models import locate
+
+    raw = _plain_transformers_vectors(locate("minilm"), SENTENCES, "mean")
+    np.testing.assert_allclose(emb.encode(SENTENCES, batch_size=2, normalize=False), raw, atol=1e-5)
+    np.testing.assert_allclose(emb.encode(SENTENCES, batch_size=2), normalize_rows(raw), atol=1e-5)
+
+
+@pytest.mark.models
+def test_embedder_follows_the_pooling_config_of_the_model_folder(tmp_path, emb):
+    """A folder whose 1_Pooling/config.json asks for the CLS token (as BGE's does) gets CLS vectors."""
+    import json
+
+    from helpers.core.models import locate
+
+    src = locate("minilm")
+    for f in src.iterdir():
+        if f.name != "1_Pooling":
+            (tmp_path / f.name).symlink_to(f)
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 384, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False,
+        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
+    cls_emb = Embedder.load(str(tmp_path), device="cpu")
+    cls_vectors = normalize_rows(_plain_transformers_vectors(src, SENTENCES, "cls"))
+    np.testing.assert_allclose(cls_emb.encode(SENTENCES), cls_vectors, atol=1e-5)
+    assert not np.allclose(emb.encode(SENTENCES), cls_vectors, atol=1e-2)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from helpers.lm.generation import LM, as_messages, extract_json, parse_json_replies
@@ -14,6 +15,31 @@ def test_extract_json_variants():
                         ('{"a": 1', "unbalanced"), ("{a: 1}", "invalid json")):
         with pytest.raises(ValueError, match=reason):
             extract_json(bad)
+
+
+def test_extract_json_ignores_text_around_the_value():
+    assert extract_json('The answer is {"a": 1} as requested. Anything else?') == {"a": 1}
+    assert extract_json('Sure, here it is:\n[{"q": "x"}]\nDone.') == [{"q": "x"}]
+    assert extract_json('Use {curly} and [square] brackets: {"ok": true} bye') == {"ok": True}
+
+
+def test_extract_json_takes_the_first_of_two_values():
+    assert extract_json('{"a": 1} {"b": 2}') == {"a": 1}
+    assert extract_json('First {"a": 1}, then {"b": 2}.') == {"a": 1}
+    assert extract_json('[1, 2] and {"b": 2}') == [1, 2]
+
+
+def test_extract_json_braces_inside_strings():
+    text = 'Here: {"code": "if (x) { y(); }", "close": "}}]", "q": "say \\"}\\" now", "n": {"m": "{"}} ok'
+    assert extract_json(text) == {"code": "if (x) { y(); }", "close": "}}]", "q": 'say "}" now', "n": {"m": "{"}}
+
+
+def test_parse_json_replies_counts_broken_json_as_failures():
+    texts = ['{"a": 1,}', 'x {"a": } y', '{"a": 1', "{'a': 1}", '{"a": 2}']
+    batch = parse_json_replies(texts)
+    assert batch.values == [{"a": 2}]
+    assert batch.failures == {"invalid json": 3, "unbalanced": 1}
+    assert [r.error for r in batch.results] == ["invalid json", "invalid json", "unbalanced", "invalid json", None]
 
 
 def test_parse_json_replies_counts_reasons():
@@ -59,13 +85,59 @@ def test_seed_makes_sampling_reproducible(lm):
 
 @pytest.mark.models
 def test_perplexity_ranks_fluent_text_lower(lm):
-    ok, bad, short = lm.perplexity([
+    ok, bad = lm.perplexity([
         "The children walked to school together on a sunny morning and talked about their weekend.",
         "morning weekend the sunny school on talked children their and walked a to together about",
-        "Hi",
     ])
     assert ok < bad
-    assert math.isnan(short) or short > 0
+
+
+@pytest.mark.models
+def test_perplexity_of_greedy_text_is_lower_than_of_its_words_shuffled(lm):
+    import random
+
+    text = lm.ask("Write two sentences about a lighthouse keeper.", max_new_tokens=40)
+    words = text.split()
+    random.Random(0).shuffle(words)
+    assert len(words) > 10 and words != text.split()
+    greedy, shuffled = lm.perplexity([text, " ".join(words)])
+    assert greedy < shuffled
+
+
+def _nll_by_hand(lm, text):
+    """Mean next-token negative log-likelihood of ``text`` alone (no padding), straight from the logits."""
+    import torch
+
+    ids = torch.tensor([lm.tokenizer(text, add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode():
+        logp = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), -1)
+    return -logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]].mean().item()
+
+
+@pytest.mark.models
+def test_perplexity_is_exp_of_mean_token_nll(lm):
+    texts = ["The cat sat on the mat.",
+             "A much longer text, so that the short one above is left-padded in the same batch of two."]
+    got = lm.perplexity(texts + ["Hi"], batch_size=2)
+    assert got[:2] == pytest.approx([math.exp(_nll_by_hand(lm, t)) for t in texts], rel=1e-4)
+    assert len(lm.tokenizer("Hi", add_special_tokens=False)["input_ids"]) == 1 and math.isnan(got[2])
+
+
+@pytest.mark.models
+def test_next_token_logprobs_left_pads_and_keeps_input_order(lm):
+    import torch
+
+    prompts = ["The capital of France is", "One, two, three, four, five, six, seven,", "Hello"]
+    cols = [lm.token_ids(" Paris")[0], lm.token_ids(" eight")[0], lm.token_ids(",")[0]]
+    got = lm.next_token_logprobs(prompts, cols, batch_size=2)
+    full = lm.next_token_logprobs(prompts, batch_size=2)
+    assert got.shape == (3, 3) and full.shape[0] == 3 and full.shape[1] >= len(lm.tokenizer)
+    for r, p in enumerate(prompts):
+        with torch.inference_mode():
+            alone = torch.log_softmax(lm.model(input_ids=torch.tensor([lm.token_ids(p)])).logits[0, -1].float(), -1)
+        np.testing.assert_allclose(full[r], alone.numpy(), atol=1e-4)
+        np.testing.assert_allclose(got[r], alone[cols].numpy(), atol=1e-4)
+    assert got[0, 0] > math.log(0.3) and got[1, 1] > math.log(0.3)  # " Paris" and " eight" are likely
 
 
 @pytest.mark.models

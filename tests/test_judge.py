@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.lm.generation import LM
 from helpers.lm.judge import RUBRIC, Judge, clip_text, parse_score
 
 
@@ -93,7 +94,9 @@ class FakeJudgeModel:
             raise TypeError("unexpected keyword argument 'logits_to_keep'")
         self.batches.append(input_ids.shape)
         # left padding: real tokens sit at the end, positions count from 0 at the first real token
-        assert (position_ids[attention_mask == 1].min() == 0) and (input_ids[attention_mask == 0] == 0).all()
+        assert (position_ids.masked_fill(attention_mask == 0, 10**6).min(-1).values == 0).all()
+        assert (input_ids[attention_mask == 0] == 0).all()
+        assert attention_mask[:, -1].all(), "every row must end in a real token (left padding)"
         logits = torch.full((input_ids.shape[0], input_ids.shape[1], 256), -1e4)
         for r in range(input_ids.shape[0]):
             text = bytes(input_ids[r][attention_mask[r] == 1].tolist()).decode()
@@ -108,7 +111,11 @@ class FakeJudgeModel:
 
 
 class FakeJudgeLM:
+    """The real LM's tokenising and left-padded scoring code, on a fake model and tokenizer."""
+
     default_batch_size = 4
+    token_ids = LM.token_ids
+    next_token_logprobs = LM.next_token_logprobs
 
     def __init__(self, model, tokenizer=None):
         import torch

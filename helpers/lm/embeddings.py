@@ -10,60 +10,85 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 
 class Embedder:
-    """Mean-pooled transformer sentence embeddings, L2-normalised.
+    """Sentence embeddings from a ``sentence_transformers.SentenceTransformer``, L2-normalised.
 
-    Gives the same vectors as ``sentence_transformers.SentenceTransformer`` for
-    all-MiniLM-L6-v2, without that dependency.
+    sentence-transformers reads each model's own module list (``modules.json``), so its pooling
+    (mean for MiniLM, CLS for BGE, ...) and its normalisation are the ones the model was trained
+    with. A plain transformers folder without ``modules.json`` gets sentence-transformers' default
+    (mean pooling). What this class adds: missing (None/NaN) texts as counted zero rows, a length
+    cap, timing, and loading the bundled models by short name.
+
+    Args:
+        model: a ``SentenceTransformer`` (already on its device).
+        tokenizer: optional; replaces the model's own tokenizer when given.
+        name: the name it was loaded by.
+        max_length: tokens per text; longer texts are cut (never above the model's own limit).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "minilm", max_length: int = 256) -> None:
+    def __init__(self, model: Any, tokenizer: Any = None, name: str = "minilm", max_length: int | None = 256) -> None:
         self.model = model
-        self.tokenizer = tokenizer
+        if tokenizer is not None:
+            model.tokenizer = tokenizer
+        own = model.max_seq_length
+        if max_length is not None:
+            model.max_seq_length = min(max_length, own) if own else max_length
         self.name = name
-        self.max_length = max_length
+        self.max_length = model.max_seq_length
         self.last_seconds = 0.0
         self.last_missing: list[int] = []  # positions of missing (None/NaN) texts in the last encode() call
+        self._unnormalised: Any = None  # the same modules without a trailing Normalize, built on first use
 
     @classmethod
-    def load(cls, name: str = "minilm", device: str | None = None, max_length: int = 256) -> "Embedder":
+    def load(cls, name: str = "minilm", device: str | None = None, max_length: int | None = 256) -> "Embedder":
         """Load a bundled short name (``"minilm"``), a hub id or a local folder."""
-        from transformers import AutoModel, AutoTokenizer
+        from sentence_transformers import SentenceTransformer
 
         from helpers.core.env import pick_device
         from helpers.core.models import REGISTRY, locate, quiet_loading
 
-        source = str(locate(name)) if name in REGISTRY else name
         if name in REGISTRY and REGISTRY[name].kind != "embedding":
             raise ValueError(f"{name!r} is a {REGISTRY[name].kind} model, not an embedding model")
-        device = device or pick_device()
+        source = str(locate(name)) if name in REGISTRY else name
         with quiet_loading():
-            tok = AutoTokenizer.from_pretrained(source)
-            model = AutoModel.from_pretrained(source).to(device).eval()
-        return cls(model, tok, name, max_length)
+            model = SentenceTransformer(source, device=device or pick_device())
+        return cls(model.eval(), None, name, max_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.model.get_embedding_dimension())
 
-    @torch.inference_mode()
+    def _without_normalize(self) -> Any:
+        """The model minus a trailing ``Normalize`` module (shares its weights), for ``normalize=False``."""
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import Normalize
+
+        modules = list(self.model)
+        if not modules or not isinstance(modules[-1], Normalize):
+            return self.model
+        if self._unnormalised is None:
+            self._unnormalised = SentenceTransformer(modules=modules[:-1], device=str(self.model.device)).eval()
+        return self._unnormalised
+
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False,
                normalize: bool = True) -> np.ndarray:
         """Embed ``texts`` into a ``(len(texts), dim)`` float32 array (rows unit length).
 
-        Texts are sorted by length before batching (less padding); empty strings get the
-        embedding of the empty input rather than an error. Missing values (``None`` or a float
-        NaN, as pandas gives for an empty cell) are not turned into the words "None" or "nan":
-        their rows are all zeros (cosine 0 with everything, so dedup never matches them), their
-        positions are listed in :attr:`last_missing` and a warning says how many there were.
-        Any other non-string (a number, bytes, a list) raises ``TypeError``.
+        sentence-transformers sorts texts by length before batching (less padding); empty
+        strings get the embedding of the empty input rather than an error. ``normalize=False``
+        gives the model's pooled vectors before any final ``Normalize`` module. Missing values
+        (``None`` or a float NaN, as pandas gives for an empty cell) are not turned into the words
+        "None" or "nan": their rows are all zeros (cosine 0 with everything, so dedup never matches
+        them), their positions are listed in :attr:`last_missing` and a warning says how many
+        there were. Any other non-string (a number, bytes, a list) raises ``TypeError``.
         """
         import warnings
-
-        from tqdm.auto import tqdm
 
         texts = list(texts)
         missing = [i for i, t in enumerate(texts) if t is None or (isinstance(t, float) and t != t)]
@@ -76,21 +101,14 @@ class Embedder:
         if missing:
             warnings.warn(f"{len(missing)} of {len(texts)} texts are missing (None/NaN): their embeddings are zero rows "
                           f"(positions in Embedder.last_missing)", stacklevel=2)
-        live = np.setdiff1d(np.arange(len(texts)), np.asarray(missing, dtype=np.int64))
+        live = [i for i in range(len(texts)) if i not in missing_set]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = live[np.argsort([-len(texts[i]) for i in live], kind="stable")]
-        device = next(self.model.parameters()).device
         t0 = time.perf_counter()
-        for start in tqdm(range(0, len(order), batch_size), disable=not progress, leave=False, desc="embed"):
-            idx = order[start:start + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt").to(device)
-            hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            if normalize:
-                vec = torch.nn.functional.normalize(vec, dim=-1)
-            out[idx] = vec.float().cpu().numpy()
+        if live:
+            model = self.model if normalize else self._without_normalize()
+            vecs = model.encode([texts[i] for i in live], batch_size=batch_size, show_progress_bar=progress,
+                                normalize_embeddings=normalize, convert_to_numpy=True)
+            out[live] = np.asarray(vecs, dtype=np.float32)
         self.last_seconds = time.perf_counter() - t0
         return out
 

@@ -7,7 +7,7 @@ filter its synthetic data). Small judges fail in two ways this module makes visi
 * **format failures**: the reply holds no score, several, or one out of range. They are
   counted by reason in :attr:`JudgeResult.failures`, and the score is ``nan``, never a guess.
 * **judgement failures**: a parsed score that disagrees with known labels. Measure them with
-  :func:`helpers.text.reward.auc` / :func:`helpers.text.reward.rank_agreement` on items you know.
+  :func:`helpers.core.stats.auc` / :func:`helpers.text.reward.rank_agreement` on items you know.
 
 ``method="logprobs"`` skips generation: it forces the reply to start with ``{"score": ``
 and reads the model's probabilities for the digits 1 to 5, giving an expected score
@@ -177,44 +177,17 @@ class Judge:
 
     def _digit_probs(self, msgs: Sequence[str], batch_size: int | None, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         """Expected score from next-token probabilities of 1..5 after ``{"score": ``."""
-        import torch
-        from tqdm.auto import tqdm
-
-        lm, tok = self.lm, self.lm.tokenizer
+        lm = self.lm
         digit_ids = []
         for k in range(1, 6):
-            ids = tok.encode(str(k), add_special_tokens=False)
+            ids = lm.token_ids(str(k))
             if len(ids) != 1:
                 raise RuntimeError(f"the judge's tokenizer splits {k!r} into {len(ids)} tokens; use method='generate'")
             digit_ids.append(ids[0])
         texts = [lm.render(m) + JSON_PREFIX for m in msgs]
-        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         bs = batch_size or max(1, lm.default_batch_size // 2)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        exp = np.full(len(ids), np.nan)
-        mass = np.full(len(ids), np.nan)
-        pad = tok.pad_token_id
-        values = torch.arange(1, 6, dtype=torch.float32)
-        with torch.inference_mode():
-            for s in tqdm(range(0, len(order), bs), disable=not progress, leave=False, desc="judge (logprobs)"):
-                idx = order[s:s + bs]
-                width = max(len(ids[i]) for i in idx)
-                inp = torch.full((len(idx), width), pad, dtype=torch.long)
-                att = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):
-                    inp[r, width - len(ids[i]):] = torch.tensor(ids[i])
-                    att[r, width - len(ids[i]):] = 1
-                pos = (att.cumsum(-1) - 1).clamp(min=0)
-                dev = lm.device
-                kwargs = dict(input_ids=inp.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev))
-                try:  # only the last position's logits are needed: skip the big vocabulary matmul elsewhere
-                    out = lm.model(**kwargs, logits_to_keep=1)
-                except TypeError:  # models without logits_to_keep
-                    out = lm.model(**kwargs)
-                logits = out.logits[:, -1].float().cpu()
-                probs = torch.softmax(logits, -1)[:, digit_ids]
-                tot = probs.sum(-1)
-                e = (probs * values).sum(-1) / tot.clamp(min=1e-12)
-                for r, i in enumerate(idx):
-                    exp[i], mass[i] = float(e[r]), float(tot[r])
+        logp = lm.next_token_logprobs(texts, digit_ids, batch_size=bs, progress=progress, desc="judge (logprobs)")
+        probs = np.exp(np.asarray(logp, dtype=np.float64)).reshape(len(texts), 5)
+        mass = probs.sum(-1)
+        exp = (probs * np.arange(1, 6)).sum(-1) / np.maximum(mass, 1e-12)
         return exp, mass
