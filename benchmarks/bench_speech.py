@@ -11,6 +11,8 @@ Measures, on the same inputs:
   faster-whisper uses), batched.
 * **faster-whisper int8** (CTranslate2) on the same clips, one at a time: the reference the
   transformers path is compared with.
+* **DNSMOS**: a cold first call and the first call after ``dnsmos_warmup``, each as a ratio to a
+  repeat of the same call (the warm-up should bring the second ratio to about 1).
 
 Clips: the five real LibriVox clips from ``pocketsphinx-testdata`` plus Piper sentences (3 to
 7 s each), all resampled to 16 kHz for ASR. Whisper pads every clip to a 30 s window, so short
@@ -129,6 +131,33 @@ def bench_asr(name: str, clips: list[np.ndarray], refs: list[str], threads: int,
     return res
 
 
+def bench_dnsmos(clips: list[np.ndarray]) -> dict:
+    """DNSMOS cost as ratios: a cold first call (ONNX sessions loaded in it) and the first call after
+    :func:`dnsmos_warmup`, each against a repeat of the same call (1.0 = no one-off cost left)."""
+    try:
+        from speechmos import dnsmos as sm
+    except ImportError as err:
+        return {"error": str(err)}
+    from helpers.speech.speech_metrics import dnsmos, dnsmos_warmup
+
+    clips = clips[:3]
+    audio_s = sum(len(c) for c in clips) / TARGET_SR
+
+    def timed() -> float:
+        t0 = time.perf_counter()
+        dnsmos(clips)
+        return time.perf_counter() - t0
+
+    sm.dnsmos = None  # as in a fresh process: the next call loads the models
+    cold, repeat_cold = timed(), timed()
+    sm.dnsmos = None
+    warmup_s = dnsmos_warmup()
+    after_warmup, repeat = timed(), timed()
+    return {"clips": len(clips), "audio_s": round(audio_s, 1), "warmup_s": round(warmup_s, 2),
+            "cold_over_repeat": cold / repeat_cold, "after_warmup_over_repeat": after_warmup / repeat,
+            "rtf": real_time_factor(repeat, audio_s)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer clips (CI)")
@@ -151,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"threads": args.threads, "load_average": os.getloadavg()[0], "tts": tts, "asr": {}}
     for name in ("whisper-base", "whisper-tiny.en"):
         results["asr"][name] = bench_asr(name, clips, refs, args.threads, args.batch_size)
+    results["dnsmos"] = dm = bench_dnsmos(real or piper16k)
 
     print("\nTTS real-time factor (lower is faster)")
     for voice, r in tts.items():
@@ -165,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rtf_batched_int8']:.3f}   faster-whisper int8 {fw:.3f}   WER {r['wer_batched']:.1%} "
               f"(int8 {r['wer_batched_int8']:.1%}, fw {r.get('wer_faster_whisper_int8', float('nan')):.1%})"
               f"   [{r['clips']} clips, {r['audio_s']} s]")
+    print("\nDNSMOS time ratios (1.0 = no one-off cost)")
+    if "error" in dm:
+        print(f"  not run: {dm['error']}")
+    else:
+        print(f"  cold first call / repeat {dm['cold_over_repeat']:.2f}   first call after dnsmos_warmup / repeat "
+              f"{dm['after_warmup_over_repeat']:.2f}   (warm-up {dm['warmup_s']} s; RTF {dm['rtf']:.3f} on "
+              f"{dm['clips']} clips, {dm['audio_s']} s)")
     base = results["asr"]["whisper-base"]
     piper = tts.get("piper-joe", {})
     fw_base = base.get("rtf_faster_whisper_int8", float("nan"))

@@ -131,6 +131,42 @@ def test_tiny_transcribes_librivox_with_low_wer_and_bad_input_is_counted(tiny, t
 @needs_tiny
 @needs_clips
 @pytest.mark.models
+def test_greedy_loop_matches_transformers_generate(tiny):
+    """asr.py's own decode loop gives transformers' greedy tokens and per-token log-probs."""
+    import torch
+
+    from helpers.core.data import librivox_clips
+    from helpers.speech.audio import load_audio
+
+    clips = [c for c in librivox_clips() if c["id"].startswith("librivox/")][:2]
+    audio = [load_audio(c["path"])[0] for c in clips]
+    feats = tiny.processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
+    prompt = tiny._prompt_ids("en", timestamps=False)
+    with torch.inference_mode():
+        toks, lps = tiny._greedy(feats, prompt, False, 120)
+        gen = tiny.model.generate(feats, do_sample=False, num_beams=1, return_timestamps=False, max_new_tokens=120,
+                                  output_scores=True, return_dict_in_generate=True)
+    assert gen.sequences[:, :len(prompt)].tolist() == [prompt] * len(clips)
+    # generate keeps timestamp tokens in the softmax after <|notimestamps|>; OpenAI's decoder and the loop mask
+    # them. Each step is normalised here, in float64: compute_transition_scores(normalize_logits=True) runs
+    # log_softmax across a strided axis, which is off by about 4e-4 in float32 on CPU.
+    steps = []
+    for s in gen.scores:
+        s = s.double()
+        s[:, tiny.ts_begin:] = -float("inf")
+        steps.append(s.log_softmax(-1))
+    ref = tiny.model.compute_transition_scores(gen.sequences, tuple(steps), normalize_logits=False)
+    for row in range(len(clips)):
+        assert tiny.eot in toks[row]
+        n = toks[row].index(tiny.eot) + 1  # up to and including end-of-text; the rest is padding
+        assert n > 5
+        assert gen.sequences[row, len(prompt):len(prompt) + n].tolist() == toks[row][:n]
+        np.testing.assert_allclose(lps[row][:n], ref[row, :n].numpy(), rtol=0, atol=1e-4)
+
+
+@needs_tiny
+@needs_clips
+@pytest.mark.models
 def test_batched_equals_single_and_timestamps_are_ordered(tiny):
     files = sorted(LIBRIVOX.glob("*.wav"))[1:3]
     batched = tiny.transcribe(files, batch_size=2, timestamps=True, progress=False)

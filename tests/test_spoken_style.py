@@ -1,6 +1,8 @@
 """Unit tests for the spoken-style rewriter (fast: no model needed except the marked test)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from helpers.speech.spoken_style import (
@@ -171,6 +173,27 @@ def test_markdown_lists_headings_tables() -> None:
     assert spoken("slow -- and nice, Coca\u2011Cola") == "slow, and nice, Coca-Cola"
 
 
+@pytest.mark.parametrize("text, expected", [
+    # markdown that line patterns misread and the parser (markdown-it-py) reads right
+    ("Title\n=====\nSome text here.", "Title. Some text here."),  # a setext heading, not "equals equals"
+    ("Read [the docs](https://en.wikipedia.org/wiki/Foo_(bar)) first.", "Read the docs first."),  # ")" in a URL
+    ("> - apples\n> - pears", "Apples and pears."),  # a list inside a block quote
+    ("1. Buy fruit\n   - apples\n   - pears\n2. Cook dinner",  # a nested list belongs to its item
+     "First, buy fruit: apples and pears. Second, cook dinner."),
+    ("Tom &amp; Jerry", "Tom and Jerry"),  # an HTML entity
+    ("Notes:\n```\n# not a heading\n```", "Notes: not a heading"),  # "#" inside a code block
+    # ... and prompt conventions kept where CommonMark reads them otherwise
+    ("[TASK TYPE]: Article\n[AUDIENCE]: hotel managers", "TASK TYPE: Article. AUDIENCE: hotel managers"),
+    ("Do *this* and 3*4*5 = 60", "Do this and three times four times five equals sixty"),  # a product, not *4*
+    ("Ingredients:\n- eggs\n- flour\nMix them well.", "Ingredients: Eggs and flour. Mix them well."),
+    ("1986. A great year.", "one thousand nine hundred and eighty-six. A great year."),  # a year, not item 1986
+    ("Intro:\n\n    First line here\n    Second line here", "Intro: First line here. Second line here"),  # not code
+])
+def test_markdown_structure_from_the_parser(text: str, expected: str) -> None:
+    res = rewrite(text)
+    assert res.text == expected and res.checks == [], (res.text, res.checks)
+
+
 def test_large_table_rejected() -> None:
     rows = "\n".join(f"| r{i} | {i} |" for i in range(10))
     res = rewrite("| a | b |\n|---|---|\n" + rows)
@@ -314,5 +337,11 @@ def test_lm_rewrite_real_model() -> None:
         lm = LM.load("smollm2-135m")
     except MissingModelError as err:
         pytest.skip(str(err))
-    res = lm_rewrite(lm, ["I have 2 cats and 3 dogs."], progress=False)
-    assert len(res) == 1 and isinstance(res[0].raw, str) and res[0].new_tokens > 0
+    text = "I have 2 cats and 3 dogs."
+    res = lm_rewrite(lm, [text], progress=False)  # greedy (temperature 0): the same reply every run
+    assert len(res) == 1
+    r = res[0]
+    limit = min(512, math.ceil(1.6 * lm.count_tokens(text)) + 32)  # the per-batch token limit lm_rewrite promises
+    assert r.ok and 0 < r.new_tokens <= limit, (r.raw, r.error, r.new_tokens)
+    assert check_speakable(r.text) == [], r.text  # numbers in words: speakable
+    assert "cats" in r.text.lower() and "dogs" in r.text.lower(), r.text  # a rewrite of the text, not an answer

@@ -1,9 +1,11 @@
 """Speech metrics: WER with Whisper-style normalisation, DNSMOS, speaker similarity, real-time factor.
 
-- :func:`normalize_text` applies Whisper's English normaliser (shipped inside transformers, works
-  offline): lower case, punctuation removed, numbers spelled the same way ("twenty five" and
-  "25" both become "25"), contractions and titles expanded ("Mr." -> "mister"), fillers dropped;
-  then neighbouring digits are joined on both sides ("five five" and "5 5" both become "55").
+- :func:`normalize_text` applies Whisper's English normaliser (from the ``whisper-normalizer``
+  package, which ships it with its British -> American spelling map, so it works offline): lower
+  case, punctuation removed, numbers spelled the same way ("twenty five" and "25" both become
+  "25"), contractions and titles expanded ("Mr." -> "mister"), British spellings made American
+  ("colour" -> "color"), fillers and bracketed asides dropped; then neighbouring
+  digits are joined on both sides ("five five" and "5 5" both become "55").
 - :func:`wer` / :func:`utterance_wer` score hypotheses with jiwer after normalising; empty
   references are counted and kept out of the corpus score instead of crashing.
 - :func:`dnsmos` predicts speech quality (Microsoft's DNSMOS P.835 via ``speechmos``);
@@ -24,25 +26,18 @@ import numpy as np
 
 from helpers.speech.audio import TARGET_SR, as_array, as_list_of_clips
 
-# A few British -> American spellings, so "colour"/"color" do not count as errors. Whisper's
-# full mapping (about 1,700 words) lives in the hub repos' normalizer.json, not in any offline
-# package; the common ones below cover read speech well enough for this course.
-SPELLING = {
-    "colour": "color", "colours": "colors", "favour": "favor", "favourite": "favorite", "honour": "honor",
-    "behaviour": "behavior", "neighbour": "neighbor", "neighbours": "neighbors", "humour": "humor",
-    "labour": "labor", "centre": "center", "theatre": "theater", "metre": "meter", "litre": "liter",
-    "organise": "organize", "organised": "organized", "realise": "realize", "realised": "realized",
-    "recognise": "recognize", "recognised": "recognized", "analyse": "analyze", "grey": "gray",
-    "travelling": "traveling", "travelled": "traveled", "cancelled": "canceled", "programme": "program",
-    "defence": "defense", "licence": "license", "catalogue": "catalog", "dialogue": "dialog",
-}
-
 
 @lru_cache(maxsize=1)
 def _normalizer():
-    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+    """Whisper's ``EnglishTextNormalizer`` as shipped by the ``whisper-normalizer`` package.
 
-    return EnglishTextNormalizer(SPELLING)
+    That package carries OpenAI's code together with its full British -> American spelling map
+    (``normalizers/english.json``, about 1,700 words) as package data, so it works offline;
+    transformers' copy of the class needs that map passed in, and the map only lives in hub repos.
+    """
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
 
 
 def _join_digit_runs(tokens: list[str]) -> list[str]:

@@ -15,7 +15,8 @@ Main entry points:
 
 - :func:`rewrite` / :class:`SpokenRewriter`: rule-based rewrite of one text into a
   :class:`RewriteResult` (spoken text, rules used, what was dropped and why, rejection reason,
-  failing checks). Numbers are spelled by ``num2words``.
+  failing checks). Numbers are spelled by ``num2words``; markdown structure (headings, lists,
+  tables, code, quotes, emphasis, links) is read from ``markdown-it-py`` tokens.
 - :func:`to_spoken`: text in, spoken text out (for TTS pipelines such as notebook 12).
 - :func:`check_speakable`: which speakability checks a text fails (:data:`CHECKS`).
 - :func:`add_fillers`: insert fillers with a controlled probability and seed.
@@ -31,9 +32,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from num2words import num2words
+
+from helpers.core.textutil import latin_ratio
 
 __all__ = [
     "CHECKS", "REJECT_REASONS", "FILLERS", "RewriteResult", "SpokenRewriter", "UnspeakableError",
@@ -243,11 +247,7 @@ _HASH_NUM = re.compile(r"#\s?(\d+)")
 _HASHTAG = re.compile(r"(?<!\w)#(\w+)")
 _SLASH_WORDS = re.compile(r"(?<=[A-Za-z])/(?=[A-Za-z])")
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]")
-_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\(([^)\s]*)\)")
-_INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_ITALIC = re.compile(r"(?<![\w*])([*_])(?=\S)([^*_\n]+?)(?<=\S)\1(?![\w*])")
-_HTML = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
+_HTML = re.compile(r"</?[A-Za-z][^<>]{0,200}>")  # tags left in raw HTML blocks
 _ENUM = re.compile(r"(^|[\s:;,.])(\d{1,2}|[A-Ea-e])\)(?=\s)")
 _PARENS = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|\{([^{}]*)\}")
 # "10 000", "1 000 000", "250\u202f000": digit groups separated by (narrow, no-break) spaces. With a plain space
@@ -511,13 +511,56 @@ def normalize_inline(text: str, log: _Log | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------- markdown blocks
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
-_BULLET = re.compile(r"^\s*(?:[-*+\u2022]|(\d{1,3})[.)])\s+(.*)$")
-_TABLE_ROW = re.compile(r"^\s*\|?.*\|.*\|?\s*$")
-_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_HR = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
-_QUOTE = re.compile(r"^\s*>\s?")
+@lru_cache(maxsize=1)
+def _markdown() -> Any:
+    """The markdown parser: markdown-it-py, CommonMark plus GitHub tables and strikethrough.
+
+    Two CommonMark rules are switched off for prompts: indented code blocks (an indented line is
+    a wrapped or quoted line far more often than code; fenced code and :data:`_CODE_LINE` catch
+    real code) and link reference definitions (``[TASK]: write a poem`` is a label, not a link target).
+    """
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).disable(["code", "reference"])
+
+
+def _close(tokens: list[Any], i: int) -> int:
+    """Index of the token that closes the block opened at ``tokens[i]``."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        depth += tokens[j].nesting
+        if depth == 0:
+            return j
+    return len(tokens) - 1
+
+
+def _and_join(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b, and c``."""
+    items = [it for it in items if it]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + (", and " if len(items) > 2 else " and ") + items[-1]
+
+
+def _product_stars(children: list[Any]) -> set[int]:
+    """Indices of ``*`` emphasis tokens that are multiplication signs: CommonMark reads the ``*4*`` of
+    ``3*4*5`` and the ``*exp(2*`` of ``sin(x)*exp(2*x)`` as emphasis, because ``*`` may open and close
+    inside a word. In prompts a ``*`` glued to a word or bracket on its outer side is a product."""
+    literal: set[int] = set()
+    stack: list[int] = []
+    for k, ch in enumerate(children):
+        if ch.type == "em_open" and ch.markup == "*":
+            stack.append(k)
+        elif ch.type == "em_close" and ch.markup == "*" and stack:
+            start = stack.pop()
+            before = children[start - 1].content[-1:] if start else ""
+            after = children[k + 1].content[:1] if k + 1 < len(children) else ""
+            if (before.isalnum() or before == ")") or (after.isalnum() or after == "("):
+                literal.update((start, k))
+    return literal
+
+
+_QUOTE_PREFIX = re.compile(r"^ {0,3}(?:> ?)*")
 _CODE_LINE = re.compile(
     r"(;\s*$|[{}]\s*$|^\s*(def|class|import|from\s+\S+\s+import|return|function|const|let|var|public|private|"
     r"#include|SELECT|INSERT|UPDATE|for\s*\(|if\s*\(|while\s*\(|print\(|console\.|</?\w+[^>]*>)|=>|\)\s*:\s*$|"
@@ -528,10 +571,21 @@ _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
 
 
+def _pause(m: "re.Match[str]") -> str:
+    dashes = m.group(0).strip()
+    if "\n" in m.group(0) and len(dashes) >= 3:
+        return m.group(0)  # a "---" line is markdown (a rule or a heading underline): the parser reads it
+    return ", "
+
+
 def _prepare(text: str) -> str:
-    """Undo markdown escapes (``\\_`` -> ``_``), drop invisible characters, map full-width forms to ASCII."""
+    """Undo markdown escapes (``\\_`` -> ``_``), drop invisible characters, map full-width forms to ASCII.
+
+    Escapes are undone before parsing, not left to the parser: prompts pasted from web pages (ShareGPT)
+    escape every markdown character (``\\* item``, ``my\\_var``), and the code check reads the lines unescaped.
+    """
     text = _INVISIBLE.sub("", _ESCAPED.sub(r"\1", text)).replace("\u2010", "-").replace("\u2011", "-")
-    text = re.sub(r"\s+--+\s+|(?<=\w)--(?=\w)", ", ", text)  # "a -- b" is a pause
+    text = re.sub(r"\s+--+\s+|(?<=\w)--(?=\w)", _pause, text)  # "a -- b" is a pause
     return "".join(chr(ord(c) - 0xFEE0) if 0xFF01 <= ord(c) <= 0xFF5E else c for c in text)
 
 
@@ -620,8 +674,7 @@ class SpokenRewriter:
             return self._reject(res, "too long")
         if not any(c.isalnum() for c in stripped):
             return self._reject(res, "no words")
-        letters = [c for c in stripped if c.isalpha()]
-        if letters and sum(c.isascii() for c in letters) / len(letters) < self.english_share:
+        if latin_ratio(stripped, ascii_only=True) < self.english_share:  # nan (no letters) passes
             return self._reject(res, "not English")
         log = _Log()
         stripped = _prepare(stripped)
@@ -630,7 +683,6 @@ class SpokenRewriter:
             return self._reject(res, reason, log)
         pieces = []
         for chunk in chunks:
-            chunk = self._inline_markdown(chunk, log)
             chunk = log.sub("maths", _FUNC, _function_words, chunk)  # f(x) before parentheses become clauses
             chunk = self._parentheses(chunk, log)
             chunk = normalize_inline(chunk, log)
@@ -666,82 +718,23 @@ class SpokenRewriter:
         return res
 
     def _blocks(self, text: str, log: _Log) -> tuple[list[str], str | None]:
-        """Split into speakable chunks, handling code, tables, lists, headings and quotes."""
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        out: list[str] = []
-        i, n = 0, len(lines)
+        """Split into speakable chunks from markdown-it-py's tokens: code, tables, lists, headings, quotes.
+
+        Code without markdown (pasted lines of Python, SQL ...) has no token of its own, so it is
+        still found line by line with :data:`_CODE_LINE`.
+        """
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
         code_lines = sum(bool(_CODE_LINE.search(ln)) for ln in lines if ln.strip())
         non_empty = sum(bool(ln.strip()) for ln in lines)
         if not self.drop_code and (code_lines >= 3 or (non_empty >= 2 and code_lines / non_empty >= 0.3)):
             return [], "code"
-        while i < n:
-            line = lines[i]
-            if _FENCE.match(line):  # fenced code block
-                j = i + 1
-                while j < n and not _FENCE.match(lines[j]):
-                    j += 1
-                body = [ln for ln in lines[i + 1:j] if ln.strip()]
-                i = j + 1
-                if len(body) == 1 and len(body[0].strip()) <= 40 and not _CODE_LINE.search(body[0]):
-                    out.append(body[0].strip())  # a one-word "code" block is just a word
-                    log.rules["code"] += 1
-                    continue
-                if not self.drop_code:
-                    return [], "code"
-                log.dropped.append(("code block", f"{len(body)} lines"))
-                log.rules["code"] += 1
-                continue
-            if _CODE_LINE.search(line) and self.drop_code:
-                log.dropped.append(("code line", line.strip()[:60]))
-                log.rules["code"] += 1
-                i += 1
-                continue
-            if _TABLE_ROW.match(line) and i + 1 < n and _TABLE_SEP.match(lines[i + 1]):
-                j = i + 2
-                while j < n and "|" in lines[j] and lines[j].strip():
-                    j += 1
-                rows = [self._cells(ln) for ln in [lines[i]] + lines[i + 2:j]]
-                i = j
-                header, body = rows[0], rows[1:]
-                if len(body) > self.max_table_rows:
-                    return [], "large table"
-                log.rules["table"] += 1
-                for row in body:
-                    pairs = [f"{h} is {c}" for h, c in zip(header[1:], row[1:]) if c]
-                    subject = row[0] if row else ""
-                    out.append(_ensure_stop(f"For {subject}, " + ", ".join(pairs) if pairs else subject))
-                continue
-            if _HR.match(line):
-                log.rules["markdown"] += 1
-                i += 1
-                continue
-            m = _HEADING.match(line)
-            if m:
-                log.rules["heading"] += 1
-                out.append(_ensure_stop(m.group(1)))
-                i += 1
-                continue
-            if _BULLET.match(line):
-                items, numbered = [], _BULLET.match(line).group(1) is not None
-                while i < n:
-                    bm = _BULLET.match(lines[i])
-                    if bm and (bm.group(1) is not None) == numbered:
-                        items.append(bm.group(2).strip())
-                    elif (items and lines[i].strip() and not bm and not _FENCE.match(lines[i])
-                          and (lines[i][:1].isspace() or lines[i].lstrip()[:1].islower())):
-                        items[-1] += " " + lines[i].strip()  # a wrapped item continues on the next line
-                    elif not (not lines[i].strip() and i + 1 < n and (bm2 := _BULLET.match(lines[i + 1]))
-                              and (bm2.group(1) is not None) == numbered):
-                        break
-                    i += 1
-                out.append(self._list_sentence(items, numbered, log))
-                continue
-            if _QUOTE.match(line):
-                log.rules["markdown"] += 1
-                line = _QUOTE.sub("", line)
-            if line.strip():
-                out.append(line.strip())
-            i += 1
+        tokens = _markdown().parse(text)
+        out: list[str] = []
+        reason = self._walk(tokens, lines, 0, len(tokens), log, out)
+        if reason:
+            return [], reason
+        out = [c.strip() for c in out if c and c.strip()]
         # a line without final punctuation followed by another line is its own sentence
         # (hard-wrapped lines that continue in lower case are joined instead)
         merged: list[str] = []
@@ -754,9 +747,212 @@ class SpokenRewriter:
                 merged.append(chunk)
         return merged, None
 
+    def _walk(self, tokens: list[Any], src: list[str], lo: int, hi: int, log: _Log, out: list[str]) -> str | None:
+        """Append the chunks of the block tokens ``tokens[lo:hi]`` to ``out``; a rejection reason or ``None``.
+
+        ``src`` holds the source lines (token maps index them).
+        """
+        i = lo
+        while i < hi:
+            tok = tokens[i]
+            kind = tok.type
+            if kind in ("fence", "code_block"):
+                reason = self._code_block(tok, log, out)
+                if reason:
+                    return reason
+            elif kind == "heading_open":
+                log.rules["heading"] += 1
+                out.append(_ensure_stop(" ".join(self._inline_lines(tokens[i + 1], log)).strip()))
+                i = _close(tokens, i)
+            elif kind == "hr":
+                log.rules["markdown"] += 1
+            elif kind == "table_open":
+                end = _close(tokens, i)
+                reason = self._table(tokens[i:end + 1], log, out)
+                if reason:
+                    return reason
+                i = end
+            elif kind in ("bullet_list_open", "ordered_list_open"):
+                end = _close(tokens, i)
+                reason = self._list(tokens, src, i, end, log, out)
+                if reason:
+                    return reason
+                i = end
+            elif kind == "blockquote_open":
+                log.rules["markdown"] += 1  # its blocks follow in the stream
+            elif kind == "paragraph_open":
+                out.extend(self._paragraph_lines(tokens[i + 1], log))
+                i = _close(tokens, i)
+            elif kind == "html_block":
+                log.rules["markdown"] += 1
+                out.extend(ln.strip() for ln in _HTML.sub(" ", tok.content).split("\n"))
+            i += 1
+        return None
+
+    def _code_block(self, tok: Any, log: _Log, out: list[str]) -> str | None:
+        body = [ln for ln in tok.content.split("\n") if ln.strip()]
+        log.rules["code"] += 1
+        if len(body) == 1 and len(body[0].strip()) <= 40 and not _CODE_LINE.search(body[0]):
+            out.append(body[0].strip())  # a one-word "code" block is just a word
+            return None
+        if not self.drop_code:
+            return "code"
+        log.dropped.append(("code block", f"{len(body)} lines"))
+        return None
+
+    def _paragraph_lines(self, inline: Any, log: _Log, raw: list[str] | None = None) -> list[str]:
+        """The spoken lines of a paragraph; with ``drop_code`` code-like lines are dropped."""
+        rendered = self._inline_lines(inline, log)
+        raw = inline.content.split("\n") if raw is None else raw
+        if not self.drop_code or len(raw) != len(rendered):
+            return rendered
+        keep = []
+        for src, line in zip(raw, rendered):
+            if _CODE_LINE.search(src):
+                log.dropped.append(("code line", src.strip()[:60]))
+                log.rules["code"] += 1
+            else:
+                keep.append(line)
+        return keep
+
+    def _table(self, tokens: list[Any], log: _Log, out: list[str]) -> str | None:
+        rows: list[list[str]] = []
+        for k, tok in enumerate(tokens):
+            if tok.type == "tr_open":
+                rows.append([])
+            elif tok.type in ("th_open", "td_open"):
+                rows[-1].append(" ".join(self._inline_lines(tokens[k + 1], log)).strip())
+        header, body = (rows[0], rows[1:]) if rows else ([], [])
+        if len(body) > self.max_table_rows:
+            return "large table"
+        log.rules["table"] += 1
+        for row in body:
+            pairs = [f"{h} is {c}" for h, c in zip(header[1:], row[1:]) if c]
+            subject = row[0] if row else ""
+            out.append(_ensure_stop(f"For {subject}, " + ", ".join(pairs) if pairs else subject))
+        return None
+
+    def _list(self, tokens: list[Any], src: list[str], lo: int, hi: int, log: _Log, out: list[str]) -> str | None:
+        """A list becomes one sentence (see :meth:`_list_sentence`); a nested list is read as part of
+        its item (``Buy fruit: apples and pears``)."""
+        numbered = tokens[lo].type == "ordered_list_open"
+        items: list[str] = []
+
+        def flush() -> None:
+            if items:
+                out.append(self._list_sentence(items, numbered, log))
+                items.clear()
+
+        k = lo + 1
+        while k < hi:
+            if tokens[k].type != "list_item_open":
+                k += 1
+                continue
+            end = _close(tokens, k)
+            text, trailing, reason = self._item(tokens, src, k + 1, end, log)
+            if reason:
+                return reason
+            if numbered and len(tokens[k].info) > 3:  # "1986. A good year." is a year, not item 1986
+                flush()
+                out.append(f"{tokens[k].info}{tokens[k].markup} {text}")
+            else:
+                items.append(text)
+            if trailing:  # a capitalised line after an item, not indented, ends the list
+                flush()
+                out.extend(trailing)
+            k = end + 1
+        flush()
+        return None
+
+    def _item(self, tokens: list[Any], src: list[str], lo: int, hi: int,
+              log: _Log) -> tuple[str, list[str], str | None]:
+        """One list item: ``(text, lines that follow the list instead, rejection reason)``."""
+        parts: list[str] = []
+        trailing: list[str] = []
+        i = lo
+        while i < hi:
+            tok = tokens[i]
+            end = _close(tokens, i)
+            if tok.type == "paragraph_open":
+                inline = tokens[i + 1]
+                raw = inline.content.split("\n")
+                lines = self._paragraph_lines(inline, log, raw)
+                where = src[inline.map[0]:inline.map[1]] if inline.map else []
+                if len(where) == len(lines) == len(raw):
+                    for n, (line, s) in enumerate(zip(lines, where)):
+                        body = _QUOTE_PREFIX.sub("", s)
+                        # CommonMark reads an unindented line after an item as part of it ("lazy"
+                        # continuation); in prompts a capitalised one is a new sentence after the list
+                        if trailing or (n and body.strip() and not body[:1].isspace()
+                                        and not body.lstrip()[:1].islower()):
+                            trailing.append(line)
+                        else:
+                            parts.append(line.strip())
+                else:
+                    parts.extend(ln.strip() for ln in lines)
+            elif tok.type in ("bullet_list_open", "ordered_list_open"):
+                sub: list[str] = []
+                j = i + 1
+                while j < end:
+                    if tokens[j].type == "list_item_open":
+                        e = _close(tokens, j)
+                        text, more, reason = self._item(tokens, src, j + 1, e, log)
+                        if reason:
+                            return "", [], reason
+                        sub.append(" ".join([text, *more]).strip().rstrip(" .;,"))
+                        j = e
+                    j += 1
+                joined = _and_join(sub)
+                if parts and joined:
+                    if joined[:2] != joined[:2].upper():  # keep "UNIX", "I"
+                        joined = joined[:1].lower() + joined[1:]
+                    parts[-1] = parts[-1].rstrip(" .;,:") + ": " + joined
+                elif joined:
+                    parts.append(joined)
+            else:
+                chunks: list[str] = []
+                reason = self._walk(tokens, src, i, end + 1, log, chunks)
+                if reason:
+                    return "", [], reason
+                parts.extend(chunks)
+            i = end + 1
+        return " ".join(p for p in parts if p), trailing, None
+
     @staticmethod
-    def _cells(line: str) -> list[str]:
-        return [c.strip() for c in line.strip().strip("|").split("|")]
+    def _inline_lines(inline: Any, log: _Log) -> list[str]:
+        """Plain text of an inline token, one string per source line: emphasis, links and HTML tags
+        dropped, images dropped with a reason, inline code read out (or replaced when long)."""
+        lines = [""]
+        children = inline.children or []
+        literal = _product_stars(children)
+        for k, ch in enumerate(children):
+            kind = ch.type
+            if k in literal:
+                lines[-1] += ch.markup
+            elif kind in ("softbreak", "hardbreak"):
+                lines.append("")
+            elif kind == "code_inline":
+                log.rules["code"] += 1
+                body = ch.content.strip()
+                if len(body) > 40 or len(body.split()) > 4:
+                    log.dropped.append(("inline code", body[:60]))
+                    lines[-1] += " some code "
+                else:
+                    lines[-1] += re.sub(r"\(\s*\)", "", body).replace(".", " dot ").replace("_", " ")
+            elif kind == "image":
+                log.rules["markdown"] += 1
+                log.dropped.append(("image", ch.content or ch.attrGet("src") or ""))
+                lines[-1] += " "
+            elif kind == "html_inline":
+                log.rules["markdown"] += 1
+                lines[-1] += " "
+            elif kind in ("strong_open", "em_open", "s_open", "link_open"):
+                log.rules["markdown"] += 1
+            elif kind.endswith("_close"):
+                continue
+            else:  # text, text_special, ...
+                lines[-1] += ch.content
+        return lines
 
     @staticmethod
     def _list_sentence(items: list[str], numbered: bool, log: _Log) -> str:
@@ -775,33 +971,6 @@ class SpokenRewriter:
             lead = "Finally" if (k == len(items) and k > 3) else _ordinal_word(k) if k <= 10 else "Next"
             parts.append(_ensure_stop(f"{lead}, {it[:1].lower() + it[1:] if it[:2] != it[:2].upper() else it}"))
         return " ".join(parts)
-
-    @staticmethod
-    def _inline_markdown(text: str, log: _Log) -> str:
-        def link(m: "re.Match[str]") -> str:
-            if m.group(0).startswith("!"):
-                log.dropped.append(("image", m.group(1) or m.group(2)))
-                return " "
-            return m.group(1) or " "
-
-        text = log.sub("markdown", _MD_LINK, link, text)
-
-        def code(m: "re.Match[str]") -> str:
-            body = m.group(1).strip()
-            if len(body) > 40 or len(body.split()) > 4:
-                log.dropped.append(("inline code", body[:60]))
-                return " some code "
-            return re.sub(r"\(\s*\)", "", body).replace(".", " dot ").replace("_", " ")
-
-        text = log.sub("code", _INLINE_CODE, code, text)
-        text = log.sub("markdown", _BOLD, r"\2", text)
-        text = log.sub("markdown", _ITALIC, r"\2", text)
-
-        def html(m: "re.Match[str]") -> str:
-            return " "
-
-        text = log.sub("markdown", _HTML, html, text)
-        return text
 
     @staticmethod
     def _parentheses(text: str, log: _Log) -> str:
