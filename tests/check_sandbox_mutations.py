@@ -19,7 +19,6 @@ read by the sandbox user, the interpreter probe (``test_sandboxed_python_uses_it
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -64,12 +63,18 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "network namespace": (_command("[c for c in cmd if c != '--net']", "kw"), "network"),
     # safe to run: the program still runs as a fresh unprivileged uid, so `kill -1` reaches only that uid
     "PID namespace": (_command("[c for c in cmd if c not in ('--pid', '--fork', '--kill-child', '--mount-proc')]",
-                               "kw"), "outlives or cannot_kill"),
+                               "kw"), "cannot_kill"),
+    # strays that left the process group are killed by the PID namespace's end and by cgroup.kill: remove both
+    "stray-process kill (PID namespace + cgroup.kill)": (
+        _command("[c for c in cmd if c not in ('--pid', '--fork', '--kill-child', '--mount-proc')]", "kw")
+        + "\nS._cgroup_write = lambda *a, **k: None", "outlives"),
     "environment scrub": (_command("cmd", "{**kw, 'env': {**os.environ, **kw['env']}}"), "secrets"),
     # the group is never killed (the real kill runs at exit, so nothing is left behind)
     "wall-clock kill": ("import atexit\n_kill, _left = S.Sandbox._kill_group, []\n"
-                        "S.Sandbox._kill_group = staticmethod(_left.append)\n"
-                        "atexit.register(lambda: [_kill(p) for p in _left])", "catching_signals"),
+                        "S.Sandbox._kill_group = staticmethod(lambda *a: _left.append(a))\n"
+                        "atexit.register(lambda: [_kill(*a) for a in _left])", "catching_signals"),
+    # no CPU accounting over the tree: neither the cgroup's cpu.stat nor the rusage of waited-for children
+    "process-tree cpu budget": ("S.Sandbox._tree_cpu = staticmethod(lambda *a, **k: None)", "process_tree"),
     # the output cap raised to 50 MB (not removed: an unbounded flood would fill this machine's memory)
     "output cap": ("_collect = S.Sandbox._collect\n"
                    "S.Sandbox._collect = lambda self, proc, data, lim, t0: "

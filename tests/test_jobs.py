@@ -92,3 +92,52 @@ def test_survives_kill_9_of_a_real_process(tmp_path):
     assert all(r["v"] == r["id"] ** 2 for r in job.rows())
     assert not list(folder.glob("*.tmp-*"))
     json.loads((folder / "manifest.json").read_text())
+
+
+def _counting(seen):
+    def fn(batch):
+        seen.extend(x["id"] for x in batch)
+        return [{"id": x["id"], "text": f"{x['prompt']} -> reply"} for x in batch]
+    return fn
+
+
+def test_keyed_job_resumes_unchanged_and_starts_fresh_when_the_prompt_changes(tmp_path):
+    items = [{"id": i, "prompt": f"Write about topic {i}."} for i in range(7)]
+    config = {"model": "m", "prompt_template": "Write about topic {i}.", "temperature": 0.7, "seed": 0}
+    seen: list[int] = []
+    first = ResumableJob(tmp_path, name="gen", shard_size=3, config=config, log=None)
+    first.run(items, _counting(seen), progress=False)
+    assert sorted(seen) == list(range(7))
+    # an unchanged re-run (kernel restart) finds the same keyed folder and recomputes nothing
+    seen.clear()
+    again = ResumableJob(tmp_path, name="gen", shard_size=3, config=dict(config), log=None)
+    rep = again.run(items, _counting(seen), progress=False)
+    assert again.folder == first.folder and seen == [] and (rep.already_done, rep.processed) == (7, 0)
+    # a changed prompt: a new folder, every item recomputed, a message naming what differs, no old rows
+    new_items = [{"id": i, "prompt": f"Explain topic {i}."} for i in range(7)]
+    messages: list[str] = []
+    seen.clear()
+    fresh = ResumableJob(tmp_path, name="gen", shard_size=3, log=messages.append,
+                         config=config | {"prompt_template": "Explain topic {i}."})
+    rep = fresh.run(new_items, _counting(seen), progress=False)
+    assert fresh.folder != first.folder and fresh.folder.parent == first.folder.parent
+    assert sorted(seen) == list(range(7)) and (rep.already_done, rep.processed) == (0, 7)
+    assert len(messages) == 1 and "starting fresh" in messages[0] and "prompt_template" in messages[0], messages
+    assert all(r["text"].startswith("Explain") for r in fresh.rows()) and len(fresh.rows()) == 7
+    assert all(r["text"].startswith("Write") for r in first.rows()) and len(first.rows()) == 7  # left untouched
+    manifest = json.loads((fresh.folder / "manifest.json").read_text())
+    assert manifest["config"]["prompt_template"] == "Explain topic {i}." and manifest["fingerprint"] == fresh.fingerprint
+    # each setting that changes the output gets its own key: model, sampling, seed
+    for change in ({"model": "other"}, {"temperature": 0.8}, {"seed": 1}):
+        assert ResumableJob(tmp_path, name="gen", config=config | change, log=None).folder != first.folder
+
+
+def test_a_changed_item_under_a_finished_key_is_never_mixed(tmp_path):
+    """The config forgot the prompt: the job still refuses to reuse rows made from the old prompt."""
+    items = [{"id": i, "prompt": f"old {i}"} for i in range(4)]
+    job = ResumableJob(tmp_path, shard_size=2, config={"model": "m"})
+    job.run(items, _counting([]), progress=False)
+    changed = items[:3] + [{"id": 3, "prompt": "new 3"}]
+    with pytest.raises(ValueError, match="changed since"):
+        job.run(changed, _counting([]), progress=False)
+    assert len(job.pending(items)) == 0  # the unchanged items are still done

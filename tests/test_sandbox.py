@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -109,19 +108,16 @@ def test_bad_input_is_reported_not_raised(box):
 
 # ---------------------------------------------------------------------- time
 def test_infinite_loop_killed_at_wall_clock(box):
-    t0 = time.perf_counter()
     r = bounded(box.run_python, "while True:\n    pass", timeout=1.0, cpu_seconds=30)
-    assert r.status == "timed_out", r
-    assert time.perf_counter() - t0 < 4
+    assert r.status == "timed_out" and r.reason == "wall-clock timeout", r  # not the (30 s) CPU limit
 
 
 def test_cpu_limit_stops_busy_loop_that_ignores_sigxcpu(box):
     code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
     r = bounded(box.run_python, code, timeout=12.0, cpu_seconds=1)
-    # without RLIMIT_CPU this would run to the 12 s wall clock and report timed_out; with it, the
-    # hard limit (2 CPU s) ends it after 2 s on an idle core, about 5 s on a core shared 2.5 ways
-    assert r.status == "limit_hit", r
-    assert r.duration < 10
+    # without RLIMIT_CPU this would run on until the process-tree budget (cpu_seconds + 1.5) or the
+    # 12 s wall clock stops it; with it, the kernel's hard limit (2 CPU s) kills the process itself
+    assert r.status == "limit_hit" and r.reason.startswith("killed (SIGKILL)"), r
 
 
 def test_catching_signals_does_not_survive_timeout(box):
@@ -129,10 +125,8 @@ def test_catching_signals_does_not_survive_timeout(box):
             "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM, signal.SIGXCPU, signal.SIGUSR1):\n"
             "    signal.signal(s, signal.SIG_IGN)\n"
             "while True:\n    time.sleep(0.05)\n")
-    t0 = time.perf_counter()
-    r = bounded(box.run_python, code, timeout=1.5, limit=10)
+    r = bounded(box.run_python, code, timeout=1.5, limit=10)  # never returning fails the test (no kill)
     assert r.status == "timed_out", r
-    assert time.perf_counter() - t0 < 5
 
 
 @needs_ns
@@ -179,10 +173,8 @@ def test_fork_bomb_is_capped(box):
 
 def test_exponential_fork_bomb_is_contained(box):
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
-    t0 = time.perf_counter()
     r = bounded(box.run_python, code, timeout=2.0, cpu_seconds=2, limit=30)
     assert r.status in ("timed_out", "limit_hit"), r
-    assert time.perf_counter() - t0 < 8
     # the machine still works: a new run passes straight away
     assert bounded(box.run_python, "print(1)").status == "passed"
 
@@ -218,6 +210,38 @@ def test_output_flood_is_cut(box):
     r = bounded(box.run_python, "while True:\n    print('spam' * 250)")
     assert r.status == "limit_hit" and r.reason == "output limit", r
     assert r.output_truncated and len(r.stdout) <= LIMITS.max_output_bytes
+
+
+# ---------------------------------------------------------------------- CPU over the process tree
+_CPU_CHILDREN = """import os
+pids = []
+for i in range(3):
+    pid = os.fork()
+    if pid == 0:
+        while True:  # each child burns CPU until its own CPU limit kills it
+            pass
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)  # and the parent shrugs: whatever killed them, it exits 0
+print('parent done', flush=True)
+"""
+
+
+@pytest.mark.parametrize("accounting", ["cgroup", "rusage"])
+def test_cpu_budget_covers_the_process_tree(box, accounting):
+    """A parent whose CPU-burning children are each killed at their CPU limit, and which exits 0, is not 'passed'."""
+    tree_box = Sandbox(LIMITS)
+    if accounting == "cgroup":
+        if not tree_box.cgroup:
+            pytest.skip("no writable cgroup v2 here: " + tree_box.isolation.describe())
+    else:
+        tree_box.cgroup = None  # the fallback: rusage of the processes that were waited for
+    r = bounded(tree_box.run_python, _CPU_CHILDREN, timeout=20, cpu_seconds=1, limit=60)
+    assert r.status == "limit_hit" and r.reason.startswith("cpu time"), r
+    # a parent whose children use little CPU still passes
+    r = bounded(tree_box.run_python, _CPU_CHILDREN.replace("while True:", "for _ in range(10):"), timeout=20,
+                cpu_seconds=1)
+    assert (r.status, r.stdout.strip()) == ("passed", "parent done"), r
 
 
 # ---------------------------------------------------------------------- network, secrets, files, processes
@@ -280,13 +304,15 @@ def test_files_outside_the_folder_are_safe(box):
     v1 = Path(open_dir) / "notes.txt"
     v1.write_text("precious")
     v1.chmod(0o666)
-    # victim 2: a normal 0644 file of the caller outside /tmp (only the separate uid protects it)
-    d2 = REPO / "build" / "test-sandbox-victim"
-    d2.mkdir(parents=True, exist_ok=True)
+    # victim 2: a normal 0644 file of the caller in a 0755 folder that the sandbox shows (only the
+    # separate uid protects it). Not under the repo: a clone under /tmp is hidden by the private /tmp.
+    d2 = Path(tempfile.mkdtemp(prefix="sdw-victim-", dir=_visible_dir()))
+    os.chmod(d2, 0o755)
     v2 = d2 / f"keep-{os.getpid()}.txt"
     v2.write_text("precious")
     v2.chmod(0o644)
     code = (f"import os, shutil\n"
+            f"print('SEEN', open({str(v2)!r}).read(), flush=True)\n"  # visible inside, so the test means something
             f"for p in [{str(v1)!r}, {str(v2)!r}]:\n"
             f"    for attack in ('edit', 'delete'):\n"
             f"        try:\n"
@@ -296,12 +322,25 @@ def test_files_outside_the_folder_are_safe(box):
             f"        except OSError as e:\n            print('blocked', attack, p, e)\n")
     try:
         r = bounded(box.run_python, code)
+        assert "SEEN precious" in r.stdout, ("victim 2 is not visible inside the sandbox", r, r.stderr)
         assert "DID" not in r.stdout, r.stdout
         assert v1.read_text() == "precious" and v2.read_text() == "precious"
     finally:
         v2.unlink(missing_ok=True)
         v1.unlink(missing_ok=True)
         os.rmdir(open_dir)
+        os.rmdir(d2)
+
+
+def _visible_dir() -> str:
+    """A root-owned folder outside every place the sandbox hides (/tmp and S._HIDE), wherever the repo is."""
+    hidden = ("/tmp",) + S._HIDE
+    for d in ("/var/lib", "/opt", "/srv", "/usr/local/share", "/var/cache"):
+        real = os.path.realpath(d)
+        if os.path.isdir(real) and os.access(real, os.W_OK) and not any(
+                real == h or real.startswith(h + "/") for h in hidden):
+            return real
+    pytest.skip("no writable folder outside /tmp that the sandbox shows")
 
 
 @needs_ns
@@ -471,12 +510,14 @@ def test_classify(rc, stderr, killed, expected):
     assert (status, etype) == expected
 
 
-def test_many_runs_are_fast_and_independent(box):
-    t0 = time.perf_counter()
-    res = box.run_many([f"print({i} * 2)" for i in range(16)], workers=2)
-    rate = len(res) / (time.perf_counter() - t0)
-    assert [r.stdout.strip() for r in res] == [str(i * 2) for i in range(16)]
-    assert rate > 3, f"only {rate:.1f} sandboxed runs/s (benchmarks/bench_sandbox.py measures properly)"
+def test_many_runs_are_independent_and_in_order(box):
+    # speed: benchmarks/bench_sandbox.py (runs/s, as ratios against a bare subprocess)
+    code = ("import os\nopen('mine.txt', 'a').write('x')\n"
+            "print({i} * 2, len(open('mine.txt').read()), sorted(os.listdir('.')))")
+    res = box.run_many([code.replace("{i}", str(i)) for i in range(16)], workers=2)
+    assert all(r.status == "passed" for r in res), res
+    # in input order, and each run starts in a fresh folder (nothing left by the run before it)
+    assert [r.stdout.split()[:2] for r in res] == [[str(i * 2), "1"] for i in range(16)]
 
 
 def test_basic_mode_still_enforces_limits():
@@ -561,7 +602,7 @@ def test_basic_mode_as_a_non_root_user_with_many_threads():
 def test_every_protection_is_tested():
     """Remove each protection in turn (tests/check_sandbox_mutations.py): its hostile-code tests must fail.
 
-    About 20 s on an idle 2-core machine (13 mutations, 2 at a time, each in a fresh interpreter).
+    About 20 s on an idle 2-core machine (15 mutations, 2 at a time, each in a fresh interpreter).
     """
     import importlib.util
 

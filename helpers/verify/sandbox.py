@@ -11,6 +11,11 @@ What one run gets (see :attr:`Sandbox.isolation` for what *this* machine allows)
   when the program's main process ends or is killed, the kernel kills every process it left);
 * a **wall-clock timeout** that SIGKILLs the whole group (a program cannot catch SIGKILL,
   so catching SIGTERM/SIGXCPU does not help it);
+* a **CPU budget over the whole process tree**: ``cpu_seconds`` counts the CPU time of every
+  process the program starts, not just its own (as root, in a cgroup v2 of its own, where the
+  machine has one: over budget, the whole tree is killed; elsewhere from the rusage of the
+  processes that were waited for). A child killed at its own CPU limit therefore shows in the
+  verdict (``limit_hit``), even when the parent shrugs and exits 0;
 * **rlimits**: CPU seconds, address space (memory), size of any file written, number of
   processes (fork bombs), open files, no core dumps. The process limit (RLIMIT_NPROC) counts
   every thread of the program's *user*: with its own uid that is just the program, but in
@@ -57,9 +62,8 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Mapping, Sequence
 
 STATUSES = ("passed", "failed", "timed_out", "crashed", "limit_hit")
 
@@ -156,6 +160,9 @@ class Isolation:
     #: interpreter :meth:`Sandbox.run_python` uses by default (see :func:`choose_python`);
     #: ``None`` when none was found that works as the sandbox user.
     python: str | None = None
+    #: the cgroup v2 folder under which each run gets its own cgroup (CPU accounting over the
+    #: whole process tree, and a kill that reaches every process); ``None``: not available here
+    cgroup: str | None = None
 
     def describe(self) -> str:
         yes = lambda b: "yes" if b else "NO"  # noqa: E731
@@ -166,6 +173,9 @@ class Isolation:
                  f"  private size-limited /tmp as working dir: {yes(self.private_tmp)}",
                  "  always: wall-clock kill of the process group, rlimits (cpu, memory, file size, "
                  "processes, open files), scrubbed environment, bounded output"]
+        lines.append("  CPU budget over the whole process tree: " + (
+            f"yes (a cgroup v2 per run, under {self.cgroup})" if self.cgroup else
+            "from the rusage of waited-for processes only (no writable cgroup v2 here)"))
         if self.python:
             lines.append(f"  Python inside the sandbox: {self.python}")
         lines += [f"  note: {n}" for n in self.notes]
@@ -314,7 +324,7 @@ def detect_isolation(refresh: bool = False) -> Isolation:
         why = _probe_namespaces()
         if why is None:
             py, py_notes = choose_python(own_user=True)
-            _ISOLATION = Isolation("namespaces", True, True, True, True, py_notes, py)
+            _ISOLATION = Isolation("namespaces", True, True, True, True, py_notes, py, _cgroup_base())
         else:
             notes = (f"namespaces unavailable ({why}).",
                      "NOT isolated: the network, the caller's files and processes of the same user, "
@@ -328,19 +338,104 @@ def detect_isolation(refresh: bool = False) -> Isolation:
             if sys.platform != "linux":
                 notes += (f"on {sys.platform} the memory limit (RLIMIT_AS) may not be enforced.",)
             py, py_notes = choose_python(own_user=own)
-            _ISOLATION = Isolation("basic", False, False, own, False, notes + py_notes, py)
+            _ISOLATION = Isolation("basic", False, False, own, False, notes + py_notes, py, _cgroup_base())
             warnings.warn("helpers.verify.sandbox: " + " ".join(notes), RuntimeWarning, stacklevel=2)
         return _ISOLATION
+
+
+# ---------------------------------------------------------------------- cgroup (CPU over the tree)
+_CGROUP: list[str | None] = []
+_cg_counter = itertools.count()
+
+
+def _cgroup_base() -> str | None:
+    """A cgroup v2 folder of ours (made once) under which every run gets a cgroup, or None.
+
+    Needs root and a writable cgroup v2 hierarchy (``/sys/fs/cgroup`` on current systems,
+    ``/sys/fs/cgroup/unified`` on hybrid ones). Each run's cgroup gives the CPU time of the
+    whole process tree (``cpu.stat``, kept even for processes nobody waited for) and a kill
+    that reaches every process in it (``cgroup.kill``), whatever session or group it is in.
+    """
+    if _CGROUP:
+        return _CGROUP[0]
+    base = None
+    try:
+        if os.geteuid() == 0:
+            mount = None
+            with open("/proc/self/mountinfo") as fh:
+                for line in fh:
+                    left, _, right = line.partition(" - ")
+                    if right.split(" ", 1)[0] == "cgroup2":
+                        mount = left.split()[4]
+                        break
+            own = ""
+            with open("/proc/self/cgroup") as fh:
+                for line in fh:
+                    if line.startswith("0::"):
+                        own = line[3:].strip()
+            if mount:
+                cand = os.path.join(mount, own.lstrip("/"), f"sdw-sandbox-{os.getpid()}")
+                os.makedirs(cand, exist_ok=True)
+                probe = os.path.join(cand, "probe")
+                os.makedirs(probe, exist_ok=True)
+                try:
+                    if os.path.exists(os.path.join(probe, "cpu.stat")):
+                        base = cand
+                finally:
+                    os.rmdir(probe)
+                if base:
+                    atexit.register(_cgroup_cleanup, base)
+                else:
+                    os.rmdir(cand)
+    except (OSError, ValueError, IndexError):
+        base = None
+    _CGROUP.append(base)
+    return base
+
+
+def _cgroup_cleanup(base: str) -> None:
+    for name in (os.listdir(base) if os.path.isdir(base) else []):
+        path = os.path.join(base, name)
+        if os.path.isdir(path):
+            _cgroup_remove(path, tries=20)
+    try:
+        os.rmdir(base)
+    except OSError:
+        pass
+
+
+def _cgroup_remove(path: str, tries: int = 50) -> None:
+    """Remove a run's cgroup once its processes are gone (killed ones can take a moment)."""
+    for i in range(tries):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if i == 0:
+                _cgroup_write(path, "cgroup.kill", "1")
+            time.sleep(0.01)
+
+
+def _cgroup_write(path: str, name: str, value: str) -> None:
+    try:
+        with open(os.path.join(path, name), "w") as fh:
+            fh.write(value)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------- launcher scripts
 # The launcher is a few lines of POSIX sh (builtins only, plus one `mount` and one `setpriv`
 # exec), because every fork+exec costs milliseconds and we want >= 20 runs/s on 2 cores.
-# Positional args: $1 fstab (or working dir), $2 uid, $3..$7 limits, $8 number of files,
-# then name/content pairs, then the command. Files are written with the `printf` builtin.
+# Positional args: $1 fstab (or working dir), $2 the run's cgroup ("-": none), $3 uid, $4..$8
+# limits, $9 number of files, then name/content pairs, then the command. Files are written with
+# the `printf` builtin. The shell joins the cgroup first, so every process it starts is in it.
 _COMMON = r"""
 fail() { echo "%(marker)s: $1" >&2; exit %(rc)d; }
-W="$1"; U="$2"; CPU="$3"; MEMKB="$4"; FBLK="$5"; NPROC="$6"; NFILE="$7"; N="$8"; shift 8
+W="$1"; CG="$2"; U="$3"; CPU="$4"; MEMKB="$5"; FBLK="$6"; NPROC="$7"; NFILE="$8"; N="$9"; shift 9
+if [ "$CG" != "-" ]; then echo 0 > "$CG/cgroup.procs" || fail "joining the cgroup"; fi
 """
 _WRITE_FILES = r"""
 unset OLDPWD
@@ -441,6 +536,8 @@ def classify(returncode: int | None, stderr: str, *, killed_for: str | None = No
         return "timed_out", "wall-clock timeout", None
     if killed_for == "output":
         return "limit_hit", "output limit", None
+    if killed_for == "cpu":
+        return "limit_hit", "cpu time (process tree over its budget)", None
     if returncode == 0:
         return "passed", "exit code 0", None
     if _SETUP_FAIL in stderr and returncode == _SETUP_RC:
@@ -495,9 +592,11 @@ class Sandbox:
         if isolation == "basic" and iso.mode != "basic":
             own = os.geteuid() == 0 and shutil.which("setpriv") is not None
             notes = ("forced basic mode",) + ((_nproc_note(),) if not own and os.geteuid() != 0 else ())
-            iso = Isolation("basic", False, False, own, False, notes + iso.notes, iso.python)
+            iso = Isolation("basic", False, False, own, False, notes + iso.notes, iso.python, iso.cgroup)
         self.isolation = iso
         self.python = python or iso.python
+        #: where each run gets its own cgroup (None: the tree's CPU is taken from rusage instead)
+        self.cgroup = iso.cgroup
 
     # .................................................................. public API
     def run_python(self, code: str, *, files: Mapping[str, str | bytes] | None = None, stdin: str | bytes = b"",
@@ -571,7 +670,7 @@ class Sandbox:
             pairs += [name, text]
         ns = self.isolation.mode == "namespaces"
         uid = _next_uid() if self.isolation.own_user else None
-        host = None
+        host = cg = None
         try:
             if ns:
                 where = _fstab(int(lim.disk_mb))
@@ -580,18 +679,26 @@ class Sandbox:
                 if uid is not None:
                     os.chown(host, uid, uid)
                 where = host
-            return self._launch(list(argv), where, pairs, lim, stdin, language, t0, uid)
+            if self.cgroup:
+                try:
+                    cg = os.path.join(self.cgroup, f"run-{next(_cg_counter)}")
+                    os.mkdir(cg)
+                except OSError:
+                    cg = None  # no cgroup this time: the tree's CPU comes from rusage
+            return self._launch(list(argv), where, pairs, lim, stdin, language, t0, uid, cg)
         finally:
+            if cg:
+                _cgroup_remove(cg)
             if host:
                 shutil.rmtree(host, ignore_errors=True)
 
     # .................................................................. internals
     def _launch(self, argv: list[str], where: str, pairs: list[str], lim: Limits, stdin: str | bytes,
-                language: str, t0: float, uid: int | None) -> SandboxResult:
+                language: str, t0: float, uid: int | None, cg: str | None = None) -> SandboxResult:
         ns = self.isolation.mode == "namespaces"
         workdir = "/tmp" if ns else where
         env = dict(SAFE_ENV, HOME=workdir, TMPDIR=workdir)
-        args = [where, "-" if uid is None else str(uid), str(max(1, int(lim.cpu_seconds))), str(int(lim.memory_mb) * 1024),
+        args = [where, cg or "-", "-" if uid is None else str(uid), str(max(1, int(lim.cpu_seconds))), str(int(lim.memory_mb) * 1024),
                 str(int(lim.file_size_mb) * 2048),  # sh counts 512-byte blocks
                 self._nproc(lim, uid), str(int(lim.max_open_files)), str(len(pairs) // 2), *pairs]
         if ns:
@@ -607,13 +714,17 @@ class Sandbox:
         except OSError as err:
             return SandboxResult("crashed", f"could not start: {err}", None, language=language,
                                  duration=time.perf_counter() - t0)
-        out, err, truncated, killed_for = self._collect(proc, data, lim, t0)
+        out, err, truncated, killed_for, usage = self._collect(proc, data, lim, t0, cg)
         rc = proc.returncode
         if ns and rc is not None and 128 < rc < 128 + 65:
             rc = -(rc - 128)  # the PID-1 shell reports "killed by signal N" as 128 + N
         stdout = out.decode("utf-8", "replace")
         stderr = err.decode("utf-8", "replace")
         status, reason, etype = classify(None if killed_for else rc, stderr, killed_for=killed_for)
+        tree = self._tree_cpu(cg, usage)
+        if tree is not None and status in ("passed", "failed") and tree >= lim.cpu_seconds:
+            # some process of the tree hit its CPU limit, or all of them together used the budget
+            status, reason = "limit_hit", f"cpu time (process tree: {tree:.1f} s of a {lim.cpu_seconds} s budget)"
         return SandboxResult(status, reason, None if killed_for else rc, stdout, stderr,
                              time.perf_counter() - t0, etype, truncated, language)
 
@@ -644,15 +755,38 @@ class Sandbox:
         return str(value)
 
     @staticmethod
-    def _kill_group(pgid: int) -> None:
+    def _tree_cpu(cg: str | None, usage=None) -> float | None:
+        """CPU seconds of the whole process tree: from the run's cgroup (every process, waited
+        for or not) or else from ``wait4``'s rusage (the launcher and the processes that were
+        waited for); None when neither is known."""
+        if cg:
+            try:
+                with open(os.path.join(cg, "cpu.stat")) as fh:
+                    for line in fh:
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) / 1e6
+            except (OSError, ValueError):
+                pass
+        if usage is not None:
+            return usage.ru_utime + usage.ru_stime
+        return None
+
+    @staticmethod
+    def _kill_group(pgid: int, cg: str | None = None) -> None:
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if cg:  # also the processes that left the group (setsid) in basic mode
+            _cgroup_write(cg, "cgroup.kill", "1")
 
-    def _collect(self, proc: subprocess.Popen, data: bytes, lim: Limits,
-                 t0: float) -> tuple[bytes, bytes, bool, str | None]:
-        """Read bounded output until exit or deadline; kill the group on timeout/overflow.
+    def _collect(self, proc: subprocess.Popen, data: bytes, lim: Limits, t0: float,
+                 cg: str | None = None) -> tuple[bytes, bytes, bool, str | None, object]:
+        """Read bounded output until exit or deadline; kill the group on timeout/overflow, and
+        (with a cgroup) when the whole tree has used more CPU than any one process may
+        (``cpu_seconds`` + 1.5: single processes are stopped by their own rlimit first).
+
+        Returns stdout, stderr, truncated, why we killed it (or None) and the launcher's rusage.
 
         The run ends when the program's main process ends (as in the PID namespace, where the
         kernel then kills everything it left): where ``os.pidfd_open`` exists, its exit is
@@ -689,7 +823,12 @@ class Sandbox:
             if left <= 0:
                 killed_for = "timeout"
                 break
-            ready = sel.select(timeout=0 if leader_done else min(left, 0.5))
+            ready = sel.select(timeout=0 if leader_done else min(left, 0.2 if cg else 0.5))
+            if cg:
+                used = self._tree_cpu(cg)
+                if used is not None and used > lim.cpu_seconds + 1.5:
+                    killed_for = "cpu"
+                    break
             if leader_done and not any(key.data != "exit" for key, _ in ready):
                 break  # the main process has ended and its output is drained
             for key, _ in ready:
@@ -712,7 +851,7 @@ class Sandbox:
             if killed_for:
                 break
         if killed_for:
-            self._kill_group(proc.pid)
+            self._kill_group(proc.pid, cg)
         else:
             # pipes closed: wait (without reaping) for the leader, then sweep the group
             while hasattr(os, "waitid"):  # Linux; elsewhere the group is swept after reaping
@@ -731,10 +870,17 @@ class Sandbox:
                     proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
                 except subprocess.TimeoutExpired:
                     killed_for = "timeout"
-            self._kill_group(proc.pid)
+            self._kill_group(proc.pid, cg)
         sel.close()
         if pidfd is not None:
             os.close(pidfd)
+        usage = None
+        if proc.returncode is None and hasattr(os, "wait4"):
+            try:  # wait4: the exit status plus the CPU time of everything that was waited for
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                pass
         proc.wait()
         for f in (proc.stdout, proc.stderr, proc.stdin):
             if f is not None:
@@ -742,7 +888,7 @@ class Sandbox:
                     f.close()
                 except OSError:
                     pass
-        return bytes(bufs[out_fd]), bytes(bufs[err_fd]), truncated, killed_for
+        return bytes(bufs[out_fd]), bytes(bufs[err_fd]), truncated, killed_for, usage
 
     @staticmethod
     def _feed(pipe, data: bytes) -> None:
