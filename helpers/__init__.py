@@ -26,14 +26,14 @@ with the notebooks' imports):
 | chapter | modules |
 |---|---|
 | 00 getting_started | core.display, core.env, core.jobs, core.models, lm.embeddings, lm.generation, text.diversity |
-| 01 self_instruct_diversity | core.display, core.env, core.jobs, lm.embeddings, lm.generation, text.diversity, text.selfinstruct |
-| 02 quality_filtering | core.data, core.display, core.env, lm.embeddings, lm.generation, lm.judge, text.filters, text.reward |
-| 03 deduplication | core.data, core.display, core.env, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
-| 05 code_execution_feedback | core.display, core.env, core.models, lm.generation, verify.codegen, verify.sandbox |
-| 06 math_verification | core.display, core.env, core.models, lm.generation, verify.mathgen |
-| 11 spoken_style_rewriting | core.data, core.display, core.env, core.models, lm.embeddings, lm.generation, speech.spoken_style |
-| 12 tts_speech_instruction_data | core.data, core.display, core.env, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
-| 13 asr_pseudo_labelling | core.data, core.display, core.env, speech.asr, speech.audio, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 01 self_instruct_diversity | core.display, core.env, core.io, core.jobs, lm.embeddings, lm.generation, text.diversity, text.selfinstruct |
+| 02 quality_filtering | core.data, core.display, core.env, core.io, core.stats, lm.embeddings, lm.generation, lm.judge, text.filters, text.reward |
+| 03 deduplication | core.data, core.display, core.env, core.io, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
+| 05 code_execution_feedback | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.codegen, verify.sandbox |
+| 06 math_verification | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.mathgen |
+| 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, lm.embeddings, lm.generation, speech.spoken_style |
+| 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 13 asr_pseudo_labelling | core.data, core.display, core.env, core.io, speech.asr, speech.audio, speech.speech_metrics, speech.spoken_style, speech.tts |
 """
 from __future__ import annotations
 

@@ -1,59 +1,16 @@
-"""Unit tests for helpers.verify.codegen (a scripted fake LM stands in for the model; one test uses the real one)."""
+"""Unit tests for helpers.verify.codegen (tests.fakes.ScriptedLM stands in for the model; one test uses the real one)."""
 from __future__ import annotations
-
-import math
-from itertools import combinations
 
 import pytest
 
 from helpers.verify import codegen as C
-from helpers.lm.generation import Generation, GenerationStats
-from helpers.verify.sandbox import Sandbox, SandboxResult
-
-
-class FakeLM:
-    """Replies from a function of the last user message (deterministic, no model)."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.calls: list = []
-        self.last_stats = GenerationStats(seconds=1.0, new_tokens=10)
-
-    def chat(self, convs, **kwargs):
-        convs = list(convs)
-        self.calls.append(convs)
-        out = []
-        for c in convs:
-            msgs = [{"role": "user", "content": c}] if isinstance(c, str) else list(c)
-            out.append(Generation(self.reply(msgs), 10, 10, "stop"))
-        return out
+from helpers.verify.sandbox import Sandbox
+from tests.fakes import ScriptedLM
 
 
 @pytest.fixture(scope="module")
 def box():
     return Sandbox()
-
-
-# ---------------------------------------------------------------------- pass@k
-def brute_pass_at_k(n, c, k):
-    """Probability that a random k-subset of n samples (c correct) contains a correct one."""
-    subsets = list(combinations(range(n), k))
-    return sum(any(i < c for i in s) for s in subsets) / len(subsets)
-
-
-@pytest.mark.parametrize("n,c,k", [(5, 0, 1), (5, 1, 1), (5, 2, 2), (6, 3, 4), (10, 1, 5), (4, 4, 2), (7, 5, 3)])
-def test_pass_at_k_matches_brute_force(n, c, k):
-    assert math.isclose(C.pass_at_k(n, c, k), brute_pass_at_k(n, c, k), rel_tol=1e-9)
-
-
-def test_pass_at_k_simple_values_and_errors():
-    assert C.pass_at_k(10, 3, 1) == pytest.approx(0.3)
-    assert C.pass_at_k(200, 0, 100) == 0.0
-    assert C.pass_at_k(3, 2, 2) == 1.0
-    with pytest.raises(ValueError):
-        C.pass_at_k(3, 4, 1)
-    with pytest.raises(ValueError):
-        C.pass_at_k(3, 1, 4)
 
 
 # ---------------------------------------------------------------------- parsing
@@ -167,7 +124,7 @@ def test_feedback_loop_revises_until_pass(box):
             return "```python\ndef double(x):\n    return x + x + 1\n```\n```python\nassert double(3) == 6\n```"
         return "```python\ndef broken(:\n```\n```python\nassert broken() == 1\n```"
 
-    lm = FakeLM(reply)
+    lm = ScriptedLM(reply)
     probs = [C.Problem("t", "h", "Double a number.", "double", "def double(x):"),
              C.Problem("t", "h", "Broken.", "broken", "def broken():")]
     run = C.solve_with_feedback(lm, probs, box, rounds=2, progress=False)
@@ -176,7 +133,7 @@ def test_feedback_loop_revises_until_pass(box):
     assert tab.loc[0, "assertion"] == 1 and tab.loc[0, "syntax"] == 1
     assert run.items[0].rounds_to_pass == 1 and not run.items[1].passed
     # the revision saw the error message with the returned value
-    fb = lm.calls[1][0][-1]["content"]
+    fb = lm.calls[1]["messages"][0][-1]["content"]
     assert "got 7" in fb
     rows = C.verified_rows(run, model="fake")
     assert len(rows) == 1 and rows[0]["entry_point"] == "double" and rows[0]["rounds_to_pass"] == 1
@@ -189,11 +146,11 @@ def test_translation_to_javascript_runs_under_node(box):
     bad = "```javascript\nfunction double(x) { return 3 * x; }\nassert.deepStrictEqual(double(3), 6);\n```"
     item = C.CodeItem(C.Problem("t", "h", "Double.", "double", "def double(x):"),
                       [C.Attempt(0, "", "def double(x):\n    return 2 * x\n", ["assert double(3) == 6"], None, "", "passed")])
-    out = C.translate_to_javascript(FakeLM(lambda m: good), [item], box, progress=False)
+    out = C.translate_to_javascript(ScriptedLM(lambda m: good), [item], box, progress=False)
     assert out[0]["passed"] and out[0]["failure"] is None
-    out = C.translate_to_javascript(FakeLM(lambda m: bad), [item], box, progress=False)
+    out = C.translate_to_javascript(ScriptedLM(lambda m: bad), [item], box, progress=False)
     assert not out[0]["passed"] and out[0]["failure"] == "assertion"
-    out = C.translate_to_javascript(FakeLM(lambda m: "no idea"), [item], box, progress=False)
+    out = C.translate_to_javascript(ScriptedLM(lambda m: "no idea"), [item], box, progress=False)
     assert out[0]["failure"] == "no_code"
 
 
@@ -242,22 +199,23 @@ def test_evaluate_humaneval_with_a_perfect_and_a_useless_model(box):
                 return "```python\n" + p["prompt"] + p["canonical_solution"] + "\n```"
         return ""
 
-    res = C.evaluate_humaneval(FakeLM(perfect), probs, box, n_samples=2, ks=(1, 2), progress=False)
+    res = C.evaluate_humaneval(ScriptedLM(perfect), probs, box, n_samples=2, ks=(1, 2), progress=False)
     assert res["pass@k"] == {"pass@1": 1.0, "pass@2": 1.0}
-    res = C.evaluate_humaneval(FakeLM(lambda m: "```python\npass\n```"), probs, box, n_samples=2, ks=(1,),
+    res = C.evaluate_humaneval(ScriptedLM(lambda m: "```python\npass\n```"), probs, box, n_samples=2, ks=(1,),
                                progress=False)
     assert res["pass@k"]["pass@1"] == 0.0 and sum(res["failures"].values()) == 4
 
 
-def test_dataset_is_saved_with_a_card(tmp_path):
+def test_row_features_match_verified_rows_and_an_empty_result_saves(tmp_path):
+    from helpers.core.io import load_dataset_dir, save_dataset
+
     rows = [{"topic": "t", "problem": "p", "entry_point": "f", "solution": "def f(): pass", "tests": "assert f() is None",
              "n_tests": 1, "rounds_to_pass": 0, "javascript": "", "javascript_passed": False, "model": "m"}]
-    card = C.dataset_card(rows, model="m", n_problems=2, rounds=2, js_survived=0)
-    ds = C.save_dataset(rows, tmp_path / "ds", card=card)
-    assert len(ds) == 1 and (tmp_path / "ds" / "README.md").read_text().startswith("---")
-    from datasets import load_from_disk
-
-    assert load_from_disk(str(tmp_path / "ds"))[0]["entry_point"] == "f"
+    assert list(rows[0]) == list(C.ROW_FEATURES)
+    save_dataset(rows, tmp_path / "ds", title="t", summary="s", notebook="05", smoke=True, features=C.ROW_FEATURES)
+    assert load_dataset_dir(tmp_path / "ds")[0]["entry_point"] == "f"
+    save_dataset([], tmp_path / "empty", title="t", summary="s", notebook="05", smoke=True, features=C.ROW_FEATURES)
+    assert load_dataset_dir(tmp_path / "empty").column_names == list(C.ROW_FEATURES)
 
 
 @pytest.mark.models

@@ -40,20 +40,63 @@ def test_seed_everything_reproducible():
     assert a == (random.random(), np.random.rand(), torch.rand(1).item())
 
 
-def test_pick_device():
+def test_pick_device(monkeypatch):
     import torch
 
+    monkeypatch.delenv("SDW_DEVICE", raising=False)
     assert env.pick_device("cpu") == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError):
-            env.pick_device("cuda")
     with pytest.raises(ValueError):
         env.pick_device("tpu")
-    assert env.pick_device() in {"cpu", "cuda", "mps"}
+    # with no preference it takes CUDA, then MPS, then the CPU, by what torch reports
+    for cuda, mps, expected in [(True, False, "cuda"), (True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda c=cuda: c)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda m=mps: m)
+        assert env.pick_device() == expected, (cuda, mps)
+    # asking for a device that is not there raises instead of silently falling back
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="not available"):
+        env.pick_device("cuda")
+    monkeypatch.setenv("SDW_DEVICE", "cuda")
+    with pytest.raises(RuntimeError):
+        env.pick_device()
 
 
 def test_describe_and_versions():
     v = env.versions()
-    assert v["torch"] != "missing" and "python" in v
-    assert "device" in env.describe("cpu")
-    assert env.in_colab() is ("google.colab" in sys.modules)
+    import torch
+
+    assert v["torch"] == torch.__version__ and "python" in v
+    assert "device cpu" in env.describe("cpu") and "CPU cores" in env.describe("cpu")
+
+
+def test_in_colab_follows_the_real_signals(monkeypatch):
+    import types
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert env.in_colab() is False
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_20261101")
+    assert env.in_colab() is True
+    monkeypatch.delenv("COLAB_RELEASE_TAG")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert env.in_colab() is True
+    assert "Colab" in env.describe("cpu")
+
+
+def test_apply_smoke_replaces_sizes_only_in_smoke_mode(monkeypatch, capsys):
+    monkeypatch.delenv(env.SMOKE_ENV, raising=False)
+    ns = {"N": 100, "GRID": [1, 2, 3], "MODEL": "m"}
+    assert env.apply_smoke(False, {"N": 4, "GRID": [1]}, ns) is False
+    assert ns == {"N": 100, "GRID": [1, 2, 3], "MODEL": "m"}
+    assert env.apply_smoke(True, {"N": 4, "GRID": [1]}, ns) is True
+    assert ns == {"N": 4, "GRID": [1], "MODEL": "m"}
+    assert "N 100 -> 4" in capsys.readouterr().out
+    monkeypatch.setenv(env.SMOKE_ENV, "1")  # the test-suite's switch turns it on too
+    ns = {"N": 100}
+    assert env.apply_smoke(False, {"N": 4}, ns) is True and ns["N"] == 4
+
+
+def test_apply_smoke_refuses_a_size_the_parameters_do_not_set(monkeypatch):
+    monkeypatch.delenv(env.SMOKE_ENV, raising=False)
+    with pytest.raises(KeyError, match="N_PROBLEM"):
+        env.apply_smoke(False, {"N_PROBLEM": 3}, {"N_PROBLEMS": 20})

@@ -1,5 +1,6 @@
 """Every notebook follows the course template and carries no outputs."""
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -58,7 +59,13 @@ def test_notebook_hygiene(path: Path) -> None:
     assert len(params) == 1, "exactly one cell must be tagged 'parameters'"
     p = cells[params[0]]
     assert not literal_only_problems(p.source), literal_only_problems(p.source)
-    assert "SMOKE" in {t.id for n in ast.parse(p.source).body for t in n.targets}, "parameters need SMOKE"
+    names = {t.id for n in ast.parse(p.source).body for t in n.targets}
+    assert "SMOKE" in names, "parameters need SMOKE"
+    assert "SMOKE_SIZES" in names, "parameters need SMOKE_SIZES (the smoke value of each size)"
+    smoke_sizes = next(ast.literal_eval(n.value) for n in ast.parse(p.source).body
+                       if any(t.id == "SMOKE_SIZES" for t in n.targets))
+    assert isinstance(smoke_sizes, dict) and set(smoke_sizes) <= names - {"SMOKE", "SMOKE_SIZES"}, \
+        f"SMOKE_SIZES keys must be parameters: {sorted(set(smoke_sizes) - names)}"
     nxt = cells[params[0] + 1]
     assert nxt.cell_type == "code" and nxt.source.startswith(SMOKE_CELL_START), \
         "the cell after the parameters must resolve smoke mode first"
@@ -70,3 +77,62 @@ def test_notebook_hygiene(path: Path) -> None:
     after = next((c for c in cells[results[0] + 1:] if c.cell_type == "code"), None)
     assert after is not None and "assert " in after.source, "the Results section needs a code cell with asserts"
     assert drift(path, nb) == [], drift(path, nb)
+    body = [c.source for i, c in enumerate(cells) if c.cell_type == "code" and i != params[0]]
+    hidden = [f for src in body for f in hidden_smoke_sizes(src)]
+    assert hidden == [], f"sizes chosen in body cells (put them in the parameters cell and SMOKE_SIZES): {hidden}"
+
+
+def _is_size_literal(node: ast.AST) -> bool:
+    """A number, or a list/tuple of numbers: what a size or a grid looks like."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return bool(node.elts) and all(_is_size_literal(e) for e in node.elts)
+    return False
+
+
+def _mentions_smoke(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "SMOKE" for n in ast.walk(node))
+
+
+def hidden_smoke_sizes(source: str) -> list[str]:
+    """Sizes picked by smoke mode outside the parameters cell: ``n = 10 if SMOKE else 40`` or an
+    ``if SMOKE:`` block that assigns numbers. Thresholds inside ``assert`` statements are allowed
+    (a smoke run checks directions with looser bounds)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    in_assert = {id(n) for a in ast.walk(tree) if isinstance(a, ast.Assert) for n in ast.walk(a)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp) and id(node) not in in_assert and _mentions_smoke(node.test) and (
+                _is_size_literal(node.body) or _is_size_literal(node.orelse)):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        if isinstance(node, ast.If) and _mentions_smoke(node.test):
+            for stmt in node.body + node.orelse:
+                if isinstance(stmt, ast.Assign) and _is_size_literal(stmt.value):
+                    found.append(f"line {stmt.lineno}: {ast.unparse(stmt)}")
+    return found
+
+
+def test_hidden_size_checker_catches_body_sizes() -> None:
+    assert hidden_smoke_sizes("n = 10 if SMOKE else 40")
+    assert hidden_smoke_sizes("for k in ([5, 100] if SMOKE else [5, 20, 100]):\n    pass")
+    assert hidden_smoke_sizes("if SMOKE:\n    N = 3")
+    assert hidden_smoke_sizes("assert x > (0.1 if SMOKE else 0.3)") == []
+    assert hidden_smoke_sizes("label = 'smoke' if SMOKE else 'full'") == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_data_is_saved_through_save_dataset(path: Path) -> None:
+    """Every notebook writes its dataset with helpers.core.io.save_dataset (rows + card), never by hand."""
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert ".save_to_disk(" not in code, "save datasets with helpers.core.io.save_dataset"
+    assert not re.search(r"README\.md[\"']\s*\)?\s*\.write_text", code), "cards come from save_dataset"
+
+
+def test_helpers_save_datasets_in_one_place() -> None:
+    users = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "helpers").rglob("*.py")
+                   if ".save_to_disk(" in p.read_text())
+    assert users == ["helpers/core/io.py"], users

@@ -4,8 +4,7 @@ import pytest
 
 import numpy as np
 
-from helpers.core.display import (browse, survivors_table, table_html, threshold_explorer, threshold_view,
-                             widgets_enabled)
+from helpers.core.display import survivors_table, table_html, threshold_view, widgets_enabled
 from tools.course import badge
 from tools.new_notebook import template
 from tools.py2nb import notebook_to_script, script_to_notebook, write_notebook
@@ -49,14 +48,18 @@ def test_runner_reports_the_failing_cell(tmp_path):
     assert res.peak_rss_mb > 10
 
 
-def test_display_static_views(capsys):
+def test_display_static_views(monkeypatch):
     assert not widgets_enabled()
     html = table_html([{"a": "<b>x</b>", "b": 1.23456789}])
     assert "&lt;b&gt;" in html and "1.235" in html
     assert "+10 chars" in table_html([{"a": "y" * 20}], max_chars=10)
-    browse([{"a": i} for i in range(20)], n=3)
-    threshold_explorer([{"s": float(i), "t": str(i)} for i in range(10)] + [{"s": float("nan")}], "s", n=2)
-    threshold_explorer([], "s")
+    d, shown, widgets = _capture(monkeypatch)
+    d.browse([{"a": f"item{i}"} for i in range(20)], n=3)
+    assert "20 rows; first 3 shown" in shown[-1] and "item2" in shown[-1] and "item3" not in shown[-1]
+    d.threshold_explorer([{"s": float(i), "t": str(i)} for i in range(10)] + [{"s": float("nan")}], "s", n=2)
+    assert "rows kept at a few thresholds on s" in shown[-1] and "1 row" in shown[-1]
+    d.threshold_explorer([], "s")
+    assert shown[-1] == "<i>(no scored rows)</i>" and widgets == []
 
 
 ROWS = [{"s": float(i), "t": f"row{i}"} for i in range(10)] + [{"s": float("nan"), "t": "nan"}, {"t": "none"}]

@@ -37,7 +37,9 @@ from helpers.core import env
 env.use_all_cores()
 print(env.describe())'''
 
-SMOKE_CELL_START = "SMOKE = env.resolve_smoke(SMOKE)"
+#: First line of the cell after the parameters: the one way a notebook shrinks itself for smoke mode
+#: (every size is a parameter; ``SMOKE_SIZES`` in the parameters cell gives its smoke value).
+SMOKE_CELL_START = "SMOKE = env.apply_smoke(SMOKE, SMOKE_SIZES, globals())"
 
 #: Markdown headings every notebook ends with.
 CLOSING_HEADINGS = ("## Exercises", "## Summary", "## Going further")

@@ -42,11 +42,12 @@ def template(number: str, name: str, title: str) -> str:
         md(header),
         "# %%\n" + INSTALL_CELL,
         "# %%\n" + SETUP_CELL,
-        md("## Parameters\nLiterals only, so papermill and learners can change them. `SMOKE=True` shrinks every size "
-           "for a quick check (CI sets it through the `SDW_SMOKE` environment variable)."),
-        '# %% tags=["parameters"]\nSMOKE = False\nSEED = 0\nMODEL = "smollm2-135m"  # bundled short name, hub id or local path\nN_ITEMS = 200',
-        "# %%\n" + SMOKE_CELL_START + "\nN = 16 if SMOKE else N_ITEMS\nenv.seed_everything(SEED)\nOUT = env.output_dir("
-        f'"{number}_{name}")\nprint(f"items: {{N}}, outputs in {{OUT}}")',
+        md("## Parameters\nLiterals only, so papermill and learners can change them. `SMOKE=True` replaces each size by "
+           "its value in `SMOKE_SIZES` for a quick check (CI sets it through the `SDW_SMOKE` environment variable)."),
+        '# %% tags=["parameters"]\nSMOKE = False\nSEED = 0\nMODEL = "smollm2-135m"  # bundled short name, hub id or local path\n'
+        'N_ITEMS = 200\nSMOKE_SIZES = {"N_ITEMS": 16}  # used instead of the sizes above when SMOKE is on',
+        "# %%\n" + SMOKE_CELL_START + "\nenv.seed_everything(SEED)\nOUT = env.output_dir("
+        f'"{number}_{name}")\nprint(f"items: {{N_ITEMS}}, outputs in {{OUT}}")',
         md("## 1 · The idea\n..."),
         "# %%\n",
         md("## Results\nWhat this run measured, checked (looser in smoke mode)."),

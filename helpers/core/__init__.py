@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ['env', 'models', 'jobs', 'display', 'data']
+__all__ = ['env', 'models', 'jobs', 'display', 'data', 'io', 'stats', 'textutil']
 
 
 def __getattr__(name: str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -134,6 +134,27 @@ def resolve_smoke(param: bool | None = None, *, verbose: bool = True) -> bool:
     return smoke
 
 
+def apply_smoke(param: bool | None, smoke_sizes: dict, namespace: dict, *, verbose: bool = True) -> bool:
+    """Resolve smoke mode and, when it is on, replace the notebook's sizes by their smoke values.
+
+    The one way every notebook shrinks itself. Its ``parameters`` cell sets every size as a
+    literal and lists the smoke values in ``SMOKE_SIZES`` (``{"N_PROBLEMS": 3, ...}``); the
+    next cell calls ``SMOKE = env.apply_smoke(SMOKE, SMOKE_SIZES, globals())``. Each key must
+    name a parameter that exists (a typo raises instead of silently keeping the full size),
+    and the changed sizes are printed, so a reader sees what a smoke run leaves out.
+    """
+    smoke = resolve_smoke(param, verbose=verbose)
+    unknown = sorted(k for k in smoke_sizes if k not in namespace)
+    if unknown:
+        raise KeyError(f"SMOKE_SIZES names {unknown}, which the parameters cell does not set")
+    if smoke:
+        changed = {k: (namespace[k], v) for k, v in smoke_sizes.items() if namespace[k] != v}
+        namespace.update(smoke_sizes)
+        if verbose and changed:
+            print("smoke sizes: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+    return smoke
+
+
 def repo_root() -> Path:
     """The course checkout (folder holding ``helpers/``)."""
     return Path(__file__).resolve().parents[2]

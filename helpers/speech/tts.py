@@ -40,7 +40,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from helpers.speech.audio import add_noise, as_array, audio_bytes, resample, save_audio
+from helpers.speech.audio import add_noise, resample, save_audio
 
 #: Native sample rate of the Piper ``medium`` voice and of espeak-ng.
 NATIVE_SAMPLE_RATE = 22050
@@ -496,41 +496,3 @@ class TTS:
             path = Path(out_dir) / f"{prefix}_{i:0{width}d}.wav" if out_dir is not None else None
             clips.append(self.synthesize(texts[i], voices[i], path=path))
         return TTSBatch(clips, time.perf_counter() - t0, Counter(c.status for c in clips))
-
-
-def audio_dataset(rows: list[dict], audio_column: str = "audio", sample_rate: int | None = None):
-    """A ``datasets.Dataset`` whose ``audio_column`` uses the ``Audio`` feature.
-
-    Each row's ``audio_column`` holds ``{"array": float array, "sampling_rate": int}`` or a
-    WAV/FLAC file path. The audio is stored as WAV bytes inside the dataset (self-contained
-    when saved). ``datasets`` decodes audio with ``torchcodec``; when that is not installed
-    the feature is declared with ``decode=False`` (rows give ``{"bytes", "path"}``, read them
-    with ``soundfile``) and ``decode`` can be switched on later with
-    ``ds.cast_column(audio_column, Audio())``.
-    """
-    import datasets
-    from datasets import Audio
-
-    stored = []
-    for i, row in enumerate(rows):
-        value = row[audio_column]
-        if isinstance(value, (str, Path)):
-            data = Path(value).read_bytes()
-            name = Path(value).name
-        else:
-            arr = np.asarray(value["array"], dtype=np.float32)
-            sr = int(value["sampling_rate"])
-            if sample_rate and sr != sample_rate:
-                arr, sr = resample(arr, sr, sample_rate), sample_rate
-            data = audio_bytes(arr, sr)
-            name = f"{i:06d}.wav"
-        stored.append({**row, audio_column: {"bytes": data, "path": name}})
-    ds = datasets.Dataset.from_list(stored)
-    decode = bool(getattr(datasets.config, "TORCHCODEC_AVAILABLE", False))
-    return ds.cast_column(audio_column, Audio(sampling_rate=sample_rate, decode=decode))
-
-
-def decode_audio(value) -> tuple[np.ndarray, int]:
-    """Read one cell of an :func:`audio_dataset` (``{"bytes", "path"}`` or a torchcodec decoder)
-    as ``(float32 mono array, sample_rate)`` at the stored rate."""
-    return as_array(value, target_sr=None)

