@@ -86,6 +86,10 @@ class ScriptedLM:
         self.last_stats = stats
         return out
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a text: here, its words."""
+        return len(text.split())
+
     def render(self, conversation: Any, system: str | None = None) -> str:
         """The text the model would see, like :meth:`LM.render`."""
         turns = "\n".join(f"{m['role']}: {m['content']}" for m in as_messages(conversation, system))

@@ -9,6 +9,7 @@ from helpers.speech.spoken_style import (
     CHECKS, REJECT_REASONS, SpokenRewriter, UnspeakableError, add_fillers, check_speakable, lm_rewrite,
     lm_rewrite_messages, number_words, parse_lm_rewrite, rewrite, rewrite_many, summarise, to_spoken,
 )
+from tests.fakes import ScriptedLM
 
 
 def spoken(text: str, **kw) -> str:
@@ -303,27 +304,18 @@ def test_lm_messages_and_parser() -> None:
     assert parse_lm_rewrite("half a repl", "x", truncated=True).error == "truncated"
 
 
-class _FakeLM:
-    """Stands in for helpers.lm.generation.LM to test the batching logic (not the model)."""
-
-    name = "fake"
-    default_batch_size = 2
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def chat(self, convs, **kw):
-        from helpers.lm.generation import Generation
-
-        out = []
-        for c in convs:
-            src = c[-1]["content"].split("\n", 1)[1]
-            out.append(Generation(src.upper(), 1, 3, "length" if "LONG" in src.upper() else "stop"))
-        return out
+def _upper_lm() -> ScriptedLM:
+    """Upper-cases the text after the first line of the request; 'long' replies hit the length limit."""
+    def reply(msgs):
+        src = msgs[-1]["content"].split("\n", 1)[1]
+        return src.upper(), ("length" if "LONG" in src.upper() else "stop")
+    lm = ScriptedLM(reply, name="fake")
+    lm.default_batch_size = 2
+    return lm
 
 
 def test_lm_rewrite_batches_and_keeps_order() -> None:
-    res = lm_rewrite(_FakeLM(), ["a b c", "", "long one here", "x"], progress=False)
+    res = lm_rewrite(_upper_lm(), ["a b c", "", "long one here", "x"], progress=False)
     assert [r.text for r in res] == ["A B C", "", "LONG ONE HERE", "X"]
     assert [r.error for r in res] == [None, "empty input", "truncated", None]
 
