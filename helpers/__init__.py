@@ -37,13 +37,8 @@ with the notebooks' imports):
 """
 from __future__ import annotations
 
-import importlib
+from helpers.core.lazy import lazy_modules
 
 __version__ = "0.1.0"
 __all__ = ["core", "lm", "text", "verify", "speech", "train", "vision", "scale"]
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_modules(__name__, __all__)

@@ -6,16 +6,7 @@ package is cheap.
 """
 from __future__ import annotations
 
-import importlib
+from helpers.core.lazy import lazy_modules
 
 __all__ = ['sandbox', 'codegen', 'mathgen']
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(__all__))
+__getattr__, __dir__ = lazy_modules(__name__, __all__)
