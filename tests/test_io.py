@@ -76,6 +76,21 @@ def test_audio_column_is_an_audio_feature_with_its_rate_and_loads_as_arrays(tmp_
     assert "load_audio" in text and "16000 Hz" in text
 
 
+def test_audio_with_declared_features_and_an_empty_audio_set(tmp_path):
+    import datasets
+
+    features = {"text": "string", "audio": "string"}  # the audio column's entry is replaced by Audio
+    rows = [{"text": "a", "audio": {"array": np.zeros(1600, dtype=np.float32), "sampling_rate": 16000}}]
+    save_dataset(rows, tmp_path / "f", title="t", summary="s", notebook="n", smoke=True, features=features,
+                 audio_column="audio", sample_rate=16000)
+    back = load_dataset_dir(tmp_path / "f")
+    assert isinstance(back.features["audio"], datasets.Audio) and load_audio(back[0]["audio"])[0].shape == (1600,)
+    save_dataset([], tmp_path / "e", title="t", summary="s", notebook="n", smoke=True, features=features,
+                 audio_column="audio", sample_rate=16000)
+    empty = load_dataset_dir(tmp_path / "e")
+    assert len(empty) == 0 and empty.features["audio"].sampling_rate == 16000
+
+
 def test_audio_rates_must_agree_or_be_resampled(tmp_path):
     rows = [{"audio": {"array": np.zeros(100), "sampling_rate": 8000}},
             {"audio": {"array": np.zeros(100), "sampling_rate": 16000}}]

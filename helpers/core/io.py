@@ -172,9 +172,9 @@ def _as_dataset(data: Any, features: Any, audio_column: str | None, sample_rate:
             raise ValueError(f"audio rows have different sampling rates {sorted(rates)}: pass sample_rate= to "
                              "resample them to one")
         sample_rate = sample_rate or (rates.pop() if rates else None)
-        if features is not None:
-            features = datasets.Features({**features, audio_column: datasets.Audio(sampling_rate=sample_rate,
-                                                                                   decode=False)})
+        if features is not None:  # stored as a plain struct first; cast to Audio below (no torchcodec needed)
+            features = datasets.Features({**features, audio_column: {"bytes": datasets.Value("binary"),
+                                                                     "path": datasets.Value("string")}})
     if rows:
         ds = datasets.Dataset.from_list(rows, features=features)
     else:
