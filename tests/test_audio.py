@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.core.io import wav_bytes
 from helpers.speech import audio as A
 
 
@@ -89,7 +90,7 @@ def test_as_array_accepts_every_input_kind(tmp_path):
     x = tone(0.5, 8000)
     p = A.save_audio(tmp_path / "a.wav", x, 8000)
     for item in [p, str(p), (x, 8000), {"array": x, "sampling_rate": 8000},
-                 {"bytes": A.audio_bytes(x, 8000), "path": None}, {"path": str(p)}]:
+                 {"bytes": wav_bytes(x, 8000), "path": None}, {"path": str(p)}]:
         a, sr = A.as_array(item)
         assert sr == 16000 and abs(len(a) - 8000) <= 1
     a, sr = A.as_array(x, sr=8000, target_sr=None)

@@ -141,3 +141,11 @@ def test_a_changed_item_under_a_finished_key_is_never_mixed(tmp_path):
     with pytest.raises(ValueError, match="changed since"):
         job.run(changed, _counting([]), progress=False)
     assert len(job.pending(items)) == 0  # the unchanged items are still done
+
+
+def test_fingerprint_is_stable_and_changes_with_settings():
+    from helpers.core.jobs import fingerprint
+
+    a = fingerprint({"model": "m", "t": 0.8})
+    assert a == fingerprint({"t": 0.8, "model": "m"}) and len(a) == 12
+    assert a != fingerprint({"model": "m", "t": 0.7})

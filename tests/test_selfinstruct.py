@@ -309,7 +309,3 @@ def test_bootstrap_equal_budget_counts_and_resumes(tmp_path):
         si.bootstrap(lm, seeds, attrs, methods=("fancy",), **kw)
 
 
-def test_config_tag_is_stable_and_changes_with_settings():
-    a = si.config_tag({"model": "m", "t": 0.8})
-    assert a == si.config_tag({"t": 0.8, "model": "m"}) and len(a) == 8
-    assert a != si.config_tag({"model": "m", "t": 0.7})

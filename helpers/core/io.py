@@ -101,13 +101,17 @@ def size_category(n: int) -> str:
     return "n>1M"
 
 
-def wav_bytes(audio: Any, sr: int) -> bytes:
-    """A float or int array as 16-bit PCM WAV file bytes."""
+def wav_bytes(audio: Any, sr: int, fmt: str = "WAV") -> bytes:
+    """A float array as 16-bit PCM WAV (or FLAC) file bytes, what ``datasets.Audio`` stores.
+
+    NaNs become 0 and values are clipped to [-1, 1] first, so a loud clip saturates instead of wrapping.
+    """
     import numpy as np
     import soundfile as sf
 
     buf = io.BytesIO()
-    sf.write(buf, np.asarray(audio, dtype=np.float32), int(sr), format="WAV", subtype="PCM_16")
+    a = np.clip(np.nan_to_num(np.asarray(audio, dtype=np.float32)), -1.0, 1.0)
+    sf.write(buf, a, int(sr), format=fmt, subtype="PCM_16")
     return buf.getvalue()
 
 

@@ -140,16 +140,6 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, subtype: str
     return path
 
 
-def audio_bytes(audio: np.ndarray, sr: int, fmt: str = "WAV") -> bytes:
-    """Encode ``audio`` as WAV or FLAC bytes (what ``datasets.Audio`` stores)."""
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    a = np.clip(np.nan_to_num(np.asarray(audio, dtype=np.float32)), -1.0, 1.0)
-    sf.write(buf, a, int(sr), format=fmt, subtype="PCM_16")
-    return buf.getvalue()
-
-
 def is_array_sr_pair(x: Any) -> bool:
     """True for one ``(array, sample_rate)`` pair, False for anything else, including a tuple of two paths.
 

@@ -572,13 +572,6 @@ def shard_seed(base: int, items: Sequence[Mapping[str, Any]]) -> int:
     return (base * 1_000_003 + zlib.crc32(str(items[0]["id"]).encode())) % (2**31) if items else base
 
 
-def config_tag(config: Mapping[str, Any]) -> str:
-    """A short hash of a job's settings, to name its folder: a changed setting starts a fresh job."""
-    import hashlib
-
-    return hashlib.sha1(json.dumps(dict(config), sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
 @dataclass
 class LoopResult:
     """What :func:`bootstrap` produced for each method: every candidate, the counts, the cost."""
