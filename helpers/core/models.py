@@ -354,6 +354,52 @@ def resolve_lm_source(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def lm_gguf_file(name: str) -> Path:
+    """The GGUF file of a bundled LM or a ``.gguf`` path (what llama.cpp runs).
+
+    Hub ids and transformers folders have no GGUF; the error says how to serve them instead.
+    """
+    spec = REGISTRY.get(name)
+    if spec is not None:
+        if spec.kind != "lm":
+            raise ValueError(f"{name!r} is a {spec.kind} model, not a language model")
+        return spec.locate()
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise FileNotFoundError(f"GGUF file {path} does not exist")
+        return path
+    raise ValueError(f"the llama.cpp engine runs GGUF files: {name!r} is neither a bundled LM "
+                     f"({', '.join(k for k, s in REGISTRY.items() if s.kind == 'lm')}) nor a .gguf path. Serve a hub "
+                     f"model with vLLM and pass its URL as the engine, or use engine='transformers'.")
+
+
+def load_lm_tokenizer(name: str):
+    """The tokenizer (with its chat template) of a bundled LM, a ``.gguf`` path, a hub id or a folder.
+
+    Bundled LMs use the de-quantised cache when it exists and read the GGUF otherwise, so a
+    server engine never de-quantises a model just for its tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    spec = REGISTRY.get(name)
+    with quiet_loading():
+        if spec is not None and spec.kind == "lm":
+            cached = cache_dir("models") / name
+            if (cached / ".complete").exists():
+                tok = AutoTokenizer.from_pretrained(cached)
+            else:
+                gguf = spec.locate()
+                tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        else:
+            source, gguf_file = resolve_lm_source(name)
+            tok = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def load_causal_lm(name: str, device: str | None = None, dtype: "object | None" = None):
     """Load ``(model, tokenizer)`` for a bundled short name, hub id or local path.
 

@@ -8,5 +8,5 @@ from __future__ import annotations
 
 from helpers.core.lazy import lazy_modules
 
-__all__ = ['generation', 'embeddings', 'judge']
+__all__ = ['generation', 'server', 'embeddings', 'judge']
 __getattr__, __dir__ = lazy_modules(__name__, __all__)

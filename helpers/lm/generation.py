@@ -32,7 +32,7 @@ class Generation:
     text: str
     prompt_tokens: int
     new_tokens: int
-    finish_reason: str  # "stop" (end-of-turn token) or "length" (hit max_new_tokens)
+    finish_reason: str  # "stop" (end-of-turn token), "length" (hit max_new_tokens), "error" (server failed)
 
 
 @dataclass
@@ -45,6 +45,7 @@ class GenerationStats:
     seconds: float = 0.0
     batch_size: int = 0
     truncated: int = 0  # replies that hit max_new_tokens
+    failed: int = 0  # requests a server engine could not answer (finish_reason "error")
 
     @property
     def tokens_per_second(self) -> float:
@@ -52,8 +53,19 @@ class GenerationStats:
         return self.new_tokens / self.seconds if self.seconds > 0 else float("nan")
 
     def __str__(self) -> str:
+        failed = f", {self.failed} FAILED" if self.failed else ""
         return (f"{self.n} replies, {self.new_tokens} new tokens in {self.seconds:.1f}s "
-                f"= {self.tokens_per_second:.1f} tok/s (batch {self.batch_size}, {self.truncated} hit the length limit)")
+                f"= {self.tokens_per_second:.1f} tok/s (batch {self.batch_size}, {self.truncated} hit the length "
+                f"limit{failed})")
+
+
+def generator_id(lm: Any) -> str:
+    """What produces an LM-like object's text, for cache keys (:attr:`LM.generator_id`; for other
+    objects with a ``model``, that model's path). Never loads a model."""
+    gid = getattr(lm, "generator_id", None)
+    if isinstance(gid, str):
+        return gid
+    return str(getattr(getattr(lm, "model", None), "name_or_path", "") or "")
 
 
 def as_messages(conv: Conversation, system: str | None = None) -> list[Message]:
@@ -98,13 +110,22 @@ class LM:
     """A causal LM with its tokenizer, ready for batched chat generation.
 
     Args:
-        model: a transformers causal LM (already on its device).
+        model: a transformers causal LM (already on its device), or ``None`` when ``engine``
+            generates and ``model_loader`` loads the transformers model on first need
+            (perplexity and next-token log-probabilities stay on transformers).
         tokenizer: its tokenizer (left padding is set here).
         name: the name it was loaded by.
+        engine: a :class:`helpers.lm.server.ServerEngine` that generates instead of ``model``.
+        model_loader: returns ``(model, tokenizer)`` when ``model`` is first needed.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "model") -> None:
-        self.model = model
+    def __init__(self, model: Any, tokenizer: Any, name: str = "model", *, engine: Any = None,
+                 model_loader: Callable[[], tuple[Any, Any]] | None = None) -> None:
+        if model is None and model_loader is None:
+            raise ValueError("LM needs a model or a model_loader")
+        self._model = model
+        self._model_loader = model_loader
+        self.engine = engine
         self.tokenizer = tokenizer
         self.name = name
         tokenizer.padding_side = "left"
@@ -115,25 +136,87 @@ class LM:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, name: str = "smollm2-135m", device: str | None = None, dtype: Any = None) -> "LM":
-        """Load a bundled short name, a hub id or a local path (see :mod:`helpers.core.models`)."""
+    def load(cls, name: str = "smollm2-135m", device: str | None = None, dtype: Any = None, *,
+             engine: str = "transformers", slots: int | None = None) -> "LM":
+        """Load a bundled short name, a hub id or a local path (see :mod:`helpers.core.models`).
+
+        Args:
+            engine: what generates. ``"transformers"`` (default): the model runs in this process with
+                PyTorch (any device). ``"llama.cpp"``: llama.cpp's server runs the GGUF file itself
+                (bundled names or a ``.gguf`` path) on this machine's CPU; faster on a CPU, see
+                :mod:`helpers.lm.server`. A URL such as ``"http://localhost:8000/v1"``: an
+                OpenAI-compatible server already running (vLLM, SGLang, llama.cpp, Ollama) that
+                serves ``name``. With a server engine, ``perplexity`` and ``next_token_logprobs``
+                still load the transformers model, on first use.
+            slots: sequences a llama.cpp server decodes together, or requests in flight to a URL.
+        """
         from helpers.core.models import load_causal_lm
 
-        model, tok = load_causal_lm(name, device=device, dtype=dtype)
-        return cls(model, tok, name)
+        if engine == "transformers":
+            model, tok = load_causal_lm(name, device=device, dtype=dtype)
+            return cls(model, tok, name)
+        if engine != "llama.cpp" and not engine.startswith(("http://", "https://")):
+            raise ValueError(f"engine must be 'transformers', 'llama.cpp' or a server URL, not {engine!r}")
+        from helpers.core.models import load_lm_tokenizer
+        from helpers.lm import server as srv
+
+        tok = load_lm_tokenizer(name)
+        loader = lambda: load_causal_lm(name, device=device, dtype=dtype)  # noqa: E731
+        if engine == "llama.cpp":
+            from helpers.core.models import lm_gguf_file
+
+            llama = srv.LlamaCppServer(lm_gguf_file(name), slots=slots)
+            eng = srv.ServerEngine(llama.base_url, name, concurrency=llama.slots, flavour="llama.cpp", server=llama)
+        else:
+            eng = srv.ServerEngine(engine, name, concurrency=slots or srv.default_slots())
+        return cls(None, tok, name, engine=eng, model_loader=loader)
+
+    @property
+    def model(self) -> Any:
+        """The transformers model (loaded on first use when a server engine generates)."""
+        if self._model is None:
+            model, _ = self._model_loader()  # type: ignore[misc]
+            self._model = model
+        return self._model
+
+    @property
+    def backend(self) -> str:
+        """What generates, in words."""
+        if self.engine is not None:
+            return self.engine.describe()
+        return f"transformers on {self.device}"
+
+    @property
+    def generator_id(self) -> str:
+        """What produces the text, for cache keys of resumable jobs: the transformers model's path,
+        or the engine and the model it serves (different engines sample different replies)."""
+        if self.engine is not None:
+            return self.engine.generator_id
+        return str(getattr(self._model, "name_or_path", "") or "")
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        if self._model is None:  # a server engine generates; the transformers model is not loaded
+            return torch.device("cpu")
+        return next(self._model.parameters()).device
 
     @property
     def default_batch_size(self) -> int:
-        """32 on a GPU, 16 on CPU (enough to fill 2 to 8 cores without wasting memory)."""
+        """32 on a GPU, 16 on CPU (enough to fill 2 to 8 cores without wasting memory); a server
+        engine's number of slots."""
+        if self.engine is not None:
+            return self.engine.concurrency
         return 32 if self.device.type == "cuda" else 16
+
+    def close(self) -> None:
+        """Stop a server engine this LM started (a no-op for the transformers backend)."""
+        if self.engine is not None:
+            self.engine.close()
 
     def _stop_ids(self) -> list[int]:
         ids = set()
-        for tok_id in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+        gen_config = getattr(self._model, "generation_config", None)
+        for tok_id in (self.tokenizer.eos_token_id, getattr(gen_config, "eos_token_id", None)):
             if isinstance(tok_id, int):
                 ids.add(tok_id)
             elif isinstance(tok_id, (list, tuple)):
@@ -201,6 +284,11 @@ class LM:
         from tqdm.auto import tqdm
 
         prompts = [self.render(c, system) + prefix for c in conversations]
+        if self.engine is not None:
+            return self._chat_on_engine(prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                                        top_p=top_p, top_k=top_k, do_sample=do_sample,
+                                        repetition_penalty=repetition_penalty, seed=seed, progress=progress,
+                                        desc=desc, prefix=prefix, stop_when=stop_when)
         n = len(prompts)
         bs = batch_size or self.default_batch_size
         if do_sample is None:
@@ -251,6 +339,25 @@ class LM:
         stats.seconds = time.perf_counter() - t0
         self.last_stats = stats
         return [r for r in results if r is not None]
+
+    def _chat_on_engine(self, prompts: list[str], *, max_new_tokens: int, temperature: float, top_p: float,
+                        top_k: int | None, do_sample: bool | None, repetition_penalty: float | None,
+                        seed: int | None, progress: bool, desc: str | None, prefix: str,
+                        stop_when: Callable[[str], bool] | None) -> list[Generation]:
+        """:meth:`chat` through the server engine (same prompts, same results format)."""
+        if do_sample is False:
+            temperature = 0.0
+        gens, stats = self.engine.complete(
+            prompts, prompt_tokens=[self.count_tokens(p) for p in prompts], max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed,
+            count_tokens=self.count_tokens, prefix=prefix, stop_when=stop_when, progress=progress,
+            desc=desc or self.name)
+        self.last_stats = stats
+        if stats.failed:
+            print(f"WARNING: {stats.failed} of {stats.n} requests to {self.engine.base_url} failed "
+                  f"(last error: {getattr(self.engine, 'last_error', '?')}); their replies are empty with "
+                  f"finish_reason='error'")
+        return gens
 
     def ask(self, prompt: str, **kwargs: Any) -> str:
         """One prompt in, one reply text out (greedy unless ``temperature`` is given)."""

@@ -611,12 +611,13 @@ def bootstrap(lm: Any, seeds: Sequence[Mapping[str, str]], attributes: Mapping[s
     import time
 
     from helpers.core.jobs import ResumableJob, fingerprint
+    from helpers.lm.generation import generator_id
 
     bad = [m for m in methods if m not in ("plain", "randomized")]
     if bad:
         raise ValueError(f"unknown methods {bad}: use 'plain' and/or 'randomized'")
     base_config = dict(config) | {"_model": str(getattr(lm, "name", "?")),
-                                  "_model_path": str(getattr(getattr(lm, "model", None), "name_or_path", "") or ""),
+                                  "_model_path": generator_id(lm),
                                   "_seed": seed, "_batch_size": batch_size, "_gen_kwargs": dict(gen_kwargs)}
     per_round = [n_prompts // rounds + (r < n_prompts % rounds) for r in range(rounds)]
     result = LoopResult({m: [] for m in methods}, {m: FilterLog() for m in methods}, {m: 0 for m in methods}, 0.0)

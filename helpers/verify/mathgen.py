@@ -424,13 +424,14 @@ def sample_chains(lm: Any, problems: Sequence[Problem], k: int, *, example: Prob
             rows += run(items[start:start + shard_size])
     else:
         from helpers.core.jobs import ResumableJob, fingerprint
+        from helpers.lm.generation import generator_id
 
         render = getattr(lm, "render", None)  # the exact text the model sees (chat template included)
         prompts = [fingerprint(render(cot_prompt(p, example=example)) if callable(render)
                                else cot_prompt(p, example=example)) for p in problems]
         items = [{"id": p.id, "prompt": fp} for p, fp in zip(problems, prompts)]
         model = str(getattr(lm, "name", "?"))
-        config = {"model": model, "model_path": str(getattr(getattr(lm, "model", None), "name_or_path", "") or ""),
+        config = {"model": model, "model_path": generator_id(lm),
                   "k": k, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                   "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
                   "prompts": fingerprint([[it["id"], it["prompt"]] for it in items])}
