@@ -1,12 +1,18 @@
-"""Training on synthetic data (chapters 07-10, 16): TRL/PEFT fine-tuning of the bundled LMs and a tiny transformer trained from scratch. Empty until those chapters land.
+"""Training on synthetic data (chapters 07-10, 16).
+
+| module | what it does |
+|---|---|
+| `finetune` | TRL/PEFT fine-tuning of the bundled instruct LMs: `dpo` (preference pairs) and `sft` (prompt/completion), LoRA or full, resumable from checkpoints, sized for 2 CPU cores |
+| `tiny` | a tiny decoder-only transformer (1-5M parameters) written plainly in torch, a character tokenizer, a readable training loop with exact resume, `generate` and `perplexity` |
+| `report` | `TrainReport`, what every training call returns (steps, tokens/s, peak memory, losses, log history, the trained model) |
 
 A stage package imports only :mod:`helpers.core`, :mod:`helpers.lm` and its own modules
 (``tests/test_layout.py`` enforces it). Submodules load on first use, so importing this
-package is cheap.
+package is cheap (no torch, transformers or TRL until a module is touched).
 """
 from __future__ import annotations
 
 from helpers.core.lazy import lazy_modules
 
-__all__ = []
+__all__ = ["finetune", "report", "tiny"]
 __getattr__, __dir__ = lazy_modules(__name__, __all__)
