@@ -6,11 +6,11 @@ the stage of a synthetic-data pipeline:
 | package | what lives there |
 |---|---|
 | `helpers.core` | environment and smoke mode, model registry, resumable jobs, display, data loaders and dataset saving, small utilities, statistics |
-| `helpers.lm` | language models: batched generation, embeddings, model-as-judge |
+| `helpers.lm` | language models: batched generation on transformers, llama.cpp or any OpenAI-compatible server, embeddings, model-as-judge |
 | `helpers.text` | text data: self-instruct, diversity, filters, reward model, dedup, paraphrase |
 | `helpers.verify` | verifiable data: the code sandbox, code generation with tests, maths with known answers |
 | `helpers.speech` | speech data: spoken-style rewriting, TTS, ASR, audio, speech metrics |
-| `helpers.train` | training on synthetic data (chapters 07-10, 16) |
+| `helpers.train` | training on synthetic data: DPO and SFT of the bundled LMs (TRL, LoRA), a tiny transformer trained from scratch (chapters 07-10, 16) |
 | `helpers.vision` | multimodal data (chapter 17) |
 | `helpers.scale` | scaling out (chapter 19) |
 

@@ -156,3 +156,13 @@ def test_bad_engine_and_model_names_say_what_to_do():
         lm_gguf_file("Qwen/Qwen2.5-0.5B-Instruct")
     with pytest.raises(FileNotFoundError):
         LlamaCppServer("/nonexistent/model.gguf")
+
+
+def test_auto_engine_picks_llama_cpp_only_for_gguf_on_a_cpu():
+    from helpers.lm.generation import auto_engine
+
+    pytest.importorskip("xllamacpp")
+    assert auto_engine("qwen-coder-0.5b", "cpu") == "llama.cpp"
+    assert auto_engine("/models/x.gguf", "cpu") == "llama.cpp"
+    assert auto_engine("Qwen/Qwen2.5-Coder-0.5B-Instruct", "cpu") == "transformers"
+    assert auto_engine("qwen-coder-0.5b", "cuda") == "transformers"

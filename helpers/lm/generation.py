@@ -68,6 +68,26 @@ def generator_id(lm: Any) -> str:
     return str(getattr(getattr(lm, "model", None), "name_or_path", "") or "")
 
 
+def auto_engine(name: str, device: str | None = None) -> str:
+    """The faster engine for ``name`` here: ``"llama.cpp"`` for a bundled LM or ``.gguf`` file when
+    no GPU is asked for or present and ``xllamacpp`` is installed, else ``"transformers"``.
+
+    On 2 CPU cores llama.cpp decodes the bundled Qwen2.5-Coder-0.5B several times faster than the
+    batched transformers backend (``benchmarks/bench_generation.py``); on a GPU, transformers (or a
+    vLLM server) is the fast one.
+    """
+    import importlib.util
+
+    from helpers.core.env import pick_device
+    from helpers.core.models import get_spec
+
+    if (device or pick_device()) != "cpu" or importlib.util.find_spec("xllamacpp") is None:
+        return "transformers"
+    spec = get_spec(name)
+    is_gguf = (spec is not None and spec.kind == "lm") or str(name).endswith(".gguf")
+    return "llama.cpp" if is_gguf else "transformers"
+
+
 def as_messages(conv: Conversation, system: str | None = None) -> list[Message]:
     """A plain string becomes one user turn; an optional system prompt goes first."""
     if isinstance(conv, str):
@@ -142,7 +162,8 @@ class LM:
 
         Args:
             engine: what generates. ``"transformers"`` (default): the model runs in this process with
-                PyTorch (any device). ``"llama.cpp"``: llama.cpp's server runs the GGUF file itself
+                PyTorch (any device). ``"auto"``: llama.cpp for a GGUF model on a machine without a
+                GPU (where it is faster, see :func:`auto_engine`), transformers otherwise. ``"llama.cpp"``: llama.cpp's server runs the GGUF file itself
                 (bundled names or a ``.gguf`` path) on this machine's CPU; faster on a CPU, see
                 :mod:`helpers.lm.server`. A URL such as ``"http://localhost:8000/v1"``: an
                 OpenAI-compatible server already running (vLLM, SGLang, llama.cpp, Ollama) that
@@ -152,6 +173,8 @@ class LM:
         """
         from helpers.core.models import load_causal_lm
 
+        if engine == "auto":
+            engine = auto_engine(name, device)
         if engine == "transformers":
             model, tok = load_causal_lm(name, device=device, dtype=dtype)
             return cls(model, tok, name)
