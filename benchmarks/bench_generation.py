@@ -5,11 +5,16 @@ and with parallel slots, for each bundled LM.
     python benchmarks/bench_generation.py [--models smollm2-135m,qwen-coder-0.5b] [--prompts 16]
                                           [--new-tokens 64] [--batch 16] [--slots 1,4,8] [--skip-naive]
 
-Every engine generates exactly ``--new-tokens`` tokens per prompt (transformers: min_new_tokens =
-max_new_tokens; llama.cpp: ignore_eos), greedy, from the same GGUF file (transformers runs its
-float32 de-quantisation), so each row is the same work. Each row runs in its own process, so its
-peak memory (RSS) is its own. Prints tokens/s, peak RSS and every ratio against the naive loop and
-against batched transformers.
+Two workloads, from the same GGUF file (transformers runs its float32 de-quantisation), each row in
+its own process so its peak memory (RSS) is its own:
+
+* fixed: every engine generates exactly ``--new-tokens`` tokens per prompt (transformers:
+  min_new_tokens = max_new_tokens; llama.cpp: ignore_eos), greedy: the same work, raw decoding speed.
+* chains (``--chains N``): chapter 06's real job, N maths problems x 8 sampled chains of thought
+  (temperature 0.8, up to 200 tokens, replies end when the model stops): useful tokens per second
+  and wall time, where a padded batch pays for its longest reply and continuous batching does not.
+
+Prints tokens/s, peak RSS and every ratio against the naive loop and against batched transformers.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ def run_one(model_name: str, engine: str, n_prompts: int, n_tok: int, batch: int
     from helpers.lm.generation import LM
 
     use_all_cores()
+    if engine.endswith("-chains"):
+        return run_chains(model_name, engine.removesuffix("-chains"), n_prompts, batch, slots)
     prompts = prompts_for(n_prompts)
     t0 = time.perf_counter()
     if engine == "naive" or engine == "transformers":
@@ -71,6 +78,53 @@ def run_one(model_name: str, engine: str, n_prompts: int, n_tok: int, batch: int
             "tok_s": new / seconds, "load_s": load_s, "peak_rss_mb": peak_rss_mb()}
 
 
+def run_chains(model_name: str, engine: str, n_problems: int, batch: int, slots: int) -> dict:
+    """Chapter 06's sampling job on one engine: n_problems x 8 chains, temperature 0.8, up to 200 tokens."""
+    from helpers.lm.generation import LM
+    from helpers.verify import mathgen as mg
+
+    t0 = time.perf_counter()
+    lm = LM.load(model_name, engine=engine, slots=slots)
+    load_s = time.perf_counter() - t0
+    problems = mg.make_problems(n_problems, seed=0)
+    example = mg.make_problem("shopping", 2, seed=10_000)
+    t0 = time.perf_counter()
+    s = mg.sample_chains(lm, problems, 8, example=example, max_new_tokens=200, temperature=0.8, seed=0,
+                         batch_size=batch, progress=False)
+    seconds = time.perf_counter() - t0
+    grades = mg.grade_chains(problems, s.texts, s.truncated)
+    correct = sum(g.correct for row in grades for g in row) / (8 * n_problems)
+    return {"model": model_name, "engine": engine, "slots": slots if engine == "llama.cpp" else None,
+            "batch": batch if engine == "transformers" else None, "tokens": s.new_tokens, "seconds": seconds,
+            "tok_s": s.new_tokens / seconds, "load_s": load_s, "peak_rss_mb": peak_rss_mb(), "correct": correct}
+
+
+def chains_table(args: argparse.Namespace) -> None:
+    """The chains workload on each engine, with wall-time ratios."""
+    model = "qwen-coder-0.5b"
+    print(f"\nchapter 06's job: {args.chains} problems x 8 chains, temperature 0.8, up to 200 tokens ({model})")
+    rows = []
+    for engine, slots in [("transformers", 1)] + [("llama.cpp", int(s)) for s in args.slots.split(",") if s != "1"]:
+        row = child(model, f"{engine}-chains", slots, args, args.chains)
+        rows.append(row)
+        what = f"transformers batch {args.batch}" if engine == "transformers" else f"llama.cpp {slots} slots"
+        print(f"{what:22s} {row['seconds']:6.1f} s   {row['tok_s']:6.1f} useful tok/s   {row['tokens']} tokens   "
+              f"correct {row['correct']:.0%}   peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+    for r in rows[1:]:
+        print(f"llama.cpp {r['slots']} slots: {rows[0]['seconds'] / r['seconds']:.2f}x faster than batched "
+              f"transformers on this job")
+
+
+def child(model: str, engine: str, slots: int, args: argparse.Namespace, prompts: int) -> dict:
+    cmd = [sys.executable, __file__, "--one", f"{model}:{engine}:{slots}", "--prompts", str(prompts),
+           "--new-tokens", str(args.new_tokens), "--batch", str(args.batch)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stderr[-3000:])
+        raise SystemExit(f"{model} {engine} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="smollm2-135m,qwen-coder-0.5b")
@@ -79,6 +133,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16, help="transformers batch size")
     ap.add_argument("--slots", default="1,4,8", help="llama.cpp parallel slots to try")
     ap.add_argument("--skip-naive", action="store_true", help="leave out the (slow) naive loop")
+    ap.add_argument("--chains", type=int, default=6, help="problems in the chains workload (0: skip it)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # model:engine:slots, run in a child process
     args = ap.parse_args()
     if args.one:
@@ -95,13 +150,7 @@ def main() -> None:
         plan = ([] if args.skip_naive else [("naive", 1)]) + [("transformers", 1)]
         plan += [("llama.cpp", int(s)) for s in args.slots.split(",")]
         for engine, slots in plan:
-            cmd = [sys.executable, __file__, "--one", f"{model}:{engine}:{slots}", "--prompts", str(args.prompts),
-                   "--new-tokens", str(args.new_tokens), "--batch", str(args.batch)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                print(out.stderr[-3000:])
-                raise SystemExit(f"{model} {engine} failed")
-            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row = child(model, engine, slots, args, args.prompts)
             rows.append(row)
             what = {"naive": "naive loop", "transformers": f"transformers batch {row['batch']}",
                     "llama.cpp": f"llama.cpp {row['slots']} slot{'s' if row['slots'] != 1 else ''}"}[engine]
@@ -118,6 +167,8 @@ def main() -> None:
         if "naive" in ref:
             print(f"{model}: transformers batch {args.batch} / naive: "
                   f"{ref['transformers']['tok_s'] / ref['naive']['tok_s']:.2f}x")
+    if args.chains:
+        chains_table(args)
 
 
 if __name__ == "__main__":
