@@ -131,3 +131,14 @@ def test_widgets_enabled_knows_jupyter_and_colab(monkeypatch):
     monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
     monkeypatch.setenv("SDW_NO_WIDGETS", "1")
     assert widgets_enabled() is False
+
+
+def test_solution_cells_are_collapsed_and_drift_says_when_not(tmp_path):
+    from tools.course import solution_is_hidden
+
+    nb = script_to_notebook(template("42", "demo_topic", "Demo"))
+    solutions = [c for c in nb.cells if c.source.startswith("# Solution to exercise")]
+    assert solutions and all(solution_is_hidden(c) for c in solutions)
+    path = tmp_path / "42_demo_topic.ipynb"
+    solutions[0].metadata = {}
+    assert any("not collapsed" in p for p in drift(path, nb))

@@ -41,5 +41,28 @@ print(env.describe())'''
 #: (every size is a parameter; ``SMOKE_SIZES`` in the parameters cell gives its smoke value).
 SMOKE_CELL_START = "SMOKE = env.apply_smoke(SMOKE, SMOKE_SIZES, globals())"
 
+#: First line of an exercise solution cell. Such cells are collapsed (JupyterLab hides their input, the
+#: book shows a toggle) and still executed by CI.
+SOLUTION_PREFIX = "# Solution to exercise"
+
+
+def is_solution(cell) -> bool:
+    """Whether a notebook cell is an exercise solution."""
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(SOLUTION_PREFIX)
+
+
+def hide_solution(cell) -> None:
+    """Collapse a solution cell's code: JupyterLab's ``source_hidden`` and the book's ``hide-input`` tag."""
+    cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
+    tags = cell.metadata.setdefault("tags", [])
+    if "hide-input" not in tags:
+        tags.append("hide-input")
+
+
+def solution_is_hidden(cell) -> bool:
+    m = cell.metadata
+    return bool(m.get("jupyter", {}).get("source_hidden")) and "hide-input" in m.get("tags", [])
+
+
 #: Markdown headings every notebook ends with.
 CLOSING_HEADINGS = ("## Exercises", "## Summary", "## Going further")

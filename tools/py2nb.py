@@ -4,7 +4,8 @@
     python -m tools.nb2py notebooks/NN_name.ipynb > draft.py
 
 Cell markers: ``# %%`` (code), ``# %% [markdown]`` (markdown: every line starts with
-``# ``), ``# %% tags=["parameters"]`` (tagged code). Outputs never exist in the result.
+``# ``), ``# %% tags=["parameters"]`` (tagged code). Outputs never exist in the result. A code cell
+whose first line is ``# Solution to exercise ...`` is collapsed (``tools.course.hide_solution``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import nbformat
+
+from tools.course import hide_solution, is_solution
 
 _MARK = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
 
@@ -46,6 +49,8 @@ def script_to_notebook(text: str) -> nbformat.NotebookNode:
             cell = nbformat.v4.new_code_cell("\n".join(lines))
         if tags:
             cell.metadata["tags"] = tags
+        if is_solution(cell):
+            hide_solution(cell)  # exercise solutions are collapsed; CI still runs them
         cell.pop("id", None)
         nb.cells.append(cell)
     return nb

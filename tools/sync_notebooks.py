@@ -4,7 +4,8 @@
     python -m tools.sync_notebooks --fix     # rewrite badge / install / setup cells, strip outputs
 
 Shared cells: cell 0 starts with the Colab badge for that file, cell 1 is the Colab install
-cell, cell 2 is the setup cell (see ``tools/course.py``).
+cell, cell 2 is the setup cell (see ``tools/course.py``). Exercise solution cells (first line
+``# Solution to exercise ...``) are collapsed.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.course import INSTALL_CELL, SETUP_CELL, badge
+from tools.course import INSTALL_CELL, SETUP_CELL, badge, hide_solution, is_solution, solution_is_hidden
 from tools.py2nb import write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,9 @@ def drift(path: Path, nb: nbformat.NotebookNode) -> list[str]:
         problems.append("cell 1 is not the template's Colab install cell")
     if cells[2].cell_type != "code" or not cells[2].source.startswith(SETUP_CELL):
         problems.append("cell 2 does not start with the template's setup cell")
+    shown = [i for i, c in enumerate(cells) if is_solution(c) and not solution_is_hidden(c)]
+    if shown:
+        problems.append(f"solution cells {shown} are not collapsed")
     return problems
 
 
@@ -49,11 +53,14 @@ def fix(path: Path, nb: nbformat.NotebookNode) -> None:
         cells[1].source = INSTALL_CELL
     else:
         cells.insert(1, nbformat.v4.new_code_cell(INSTALL_CELL))
-    if cells[2].cell_type == "code" and "from helpers import env" in cells[2].source:
+    if cells[2].cell_type == "code" and "print(env.describe())" in cells[2].source:
         rest = cells[2].source.split("print(env.describe())", 1)
         cells[2].source = SETUP_CELL + (rest[1] if len(rest) == 2 else "")
     else:
         cells.insert(2, nbformat.v4.new_code_cell(SETUP_CELL))
+    for cell in cells:
+        if is_solution(cell):
+            hide_solution(cell)
     write_notebook(nb, path)
 
 
