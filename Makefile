@@ -61,8 +61,11 @@ test-unit: setup
 test-notebooks: setup
 	$(PY) -m pytest tests -m notebook $(PYTEST_ARGS)
 
+# The site goes to $(BUILD)/book/index.html (Sphinx + MyST-NB + sphinx-book-theme), rendered from the notebooks
+# executed into $(BUILD)/full or $(BUILD)/smoke; RUN=0 renders those already there without running any.
 book: setup
-	$(PY) -m tools.build_book --build $(BUILD) $(if $(filter 1,$(SMOKE)),--smoke,) $(if $(NB),--only $(NB),)
+	$(PY) -m tools.build_book --build $(BUILD) $(if $(filter 1,$(SMOKE)),--smoke,) $(if $(NB),--only $(NB),) \
+		$(if $(filter 0,$(RUN)),--no-run,)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

@@ -1,38 +1,185 @@
-"""Execute every notebook and render the HTML book.
+"""Execute the notebooks and render the HTML book (Sphinx + MyST-NB + sphinx-book-theme, Jupyter Book 1's stack).
 
-    python -m tools.build_book [--smoke] [--only 00_getting_started] [--build build]
+    python -m tools.build_book [--smoke] [--only 00_getting_started] [--build build] [--no-run]
 
-Executed notebooks go to ``<build>/book/executed/``, HTML pages to ``<build>/book/``, and an
-``index.html`` lists every chapter with its status, wall time and peak memory. A failing
-notebook is rendered too (its error cell shows) and makes the command exit non-zero at the end.
+Each notebook is executed with papermill (``tools.run_notebook``) into ``<build>/smoke/`` or ``<build>/full/``
+(the same place ``python -m tools.run_notebook`` and the notebook tests write to), its wall time and peak memory
+appended to ``<build>/notebook_runs.csv``. The book is then rendered from every executed notebook of that mode
+present there, without running anything again (MyST-NB's ``nb_execution_mode = "off"``): ``<build>/book/index.html``
+is the course map (generated from the notebooks' titles and section headings, with each chapter's last run),
+followed by one page per chapter in order, with the chapter navigation, full-text search (``search.html``), the
+stored plots, tables and audio players, and exercise solutions collapsed behind a toggle. ``--no-run`` renders
+the notebooks already executed (for example by ``make test``) without running any. A failing notebook is
+rendered too (its error cell shows) and makes the command exit non-zero at the end.
 """
 from __future__ import annotations
 
 import argparse
-import html
+import csv
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import nbformat
 
+from tools.course import NAME_RE
 from tools.run_notebook import ROOT, append_csv, run_notebook
+
+CONF_DIR = ROOT / "tools" / "book"
+SOLUTION_START = "# Solution to exercise"
+#: Section headings every chapter has; the course map lists the others.
+_STANDARD_HEADINGS = {"parameters", "results", "exercises", "summary", "going further", "the course map"}
+_NUMBERED = re.compile(r"^\s*\d+[a-z]?\s*·\s*")
 
 
 def title_of(nb_path: Path) -> str:
+    """The chapter title: the first ``# `` heading of the first markdown cell that has one."""
     nb = nbformat.read(nb_path, as_version=4)
-    for line in nb.cells[0].source.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
     return nb_path.stem
 
 
-def render_html(executed: Path, target: Path) -> None:
-    from nbconvert import HTMLExporter
+def sections_of(nb_path: Path) -> list[str]:
+    """The chapter's own ``## `` section headings (numbering and the standard closing ones left out)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("## "):
+                h = _NUMBERED.sub("", line[3:].strip())
+                if h.lower() not in _STANDARD_HEADINGS:
+                    out.append(h)
+    return out
 
-    exporter = HTMLExporter(template_name="lab")
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    target.write_text(body, encoding="utf-8")
+
+def is_solution(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(SOLUTION_START)
+
+
+def _prepare(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Collapse every hidden input: cells tagged ``hide-input``, with ``jupyter.source_hidden``, or starting
+    ``# Solution to exercise`` (the exercise solutions, which carry both) render behind a toggle."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        hidden = cell.metadata.get("jupyter", {}).get("source_hidden") or is_solution(cell)
+        if hidden and "hide-input" not in tags:
+            tags.append("hide-input")
+        if is_solution(cell):
+            mystnb = cell.metadata.setdefault("mystnb", {})
+            mystnb.setdefault("code_prompt_show", "Show the solution")
+            mystnb.setdefault("code_prompt_hide", "Hide the solution")
+        if not tags:
+            del cell.metadata["tags"]
+    return nb
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Leave an unchanged file alone, so that Sphinx's incremental build skips its page."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def course_map(chapters: list[tuple[str, str, list[str], bool]], runs: dict[str, dict] | None) -> str:
+    """A MyST table: number, chapter (linked when rendered), its sections, and (with ``runs``) its last run."""
+    head = "| # | chapter | sections |" + (" run | wall time | peak memory |" if runs is not None else "")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for stem, title, sections, rendered in chapters:
+        title = _cell(re.sub(rf"^{stem[:2]}\s*·\s*", "", title))
+        link = f"[{title}]({stem}.ipynb)" if rendered else title
+        row = f"| {stem[:2]} | {link} | {_cell(' · '.join(sections))} |"
+        if runs is not None:
+            r = runs.get(stem)
+            if r is None:
+                row += (" executed (run not logged) | | |" if rendered else " not run | | |")
+            else:
+                status = "ok" if r["ok"] else "**failed**"
+                mode = "smoke" if r["smoke"] else "full"
+                row += (f" {status} ({mode}, {r.get('finished', '')}) | {float(r['seconds']) / 60:.1f} min"
+                        f" | {float(r['peak_rss_mb']) / 1024:.1f} GiB |")
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def render_book(notebooks: list[Path], out: Path, *, work: Path | None = None, runs: dict[str, dict] | None = None,
+                title: str = "Synthetic Data Workshop", intro: str = "", listed: list[Path] | None = None,
+                quiet: bool = True) -> Path:
+    """Render executed ``notebooks`` (in this order) into a static site in ``out``; return its index.html.
+
+    ``work`` holds the Sphinx source folder and its doctree cache (default: ``out``'s sibling
+    ``<out>-src``); ``runs`` maps a notebook stem to its last run (``RunResult`` fields) for the course map;
+    ``listed`` adds chapters to the course map that have no executed notebook (shown without a link).
+    Nothing is executed. Raises ``RuntimeError`` with Sphinx's output when the build fails.
+    """
+    out = Path(out).resolve()
+    work = Path(work).resolve() if work else out.parent / (out.name + "-src")
+    work.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in notebooks}
+    for stale in work.glob("*.ipynb"):
+        if stale.name not in names:
+            stale.unlink()
+    rendered = {p.stem for p in notebooks}
+    by_stem = {p.stem: p for p in listed or []} | {p.stem: p for p in notebooks}  # executed copies win
+    chapters = [(stem, title_of(p), sections_of(p), stem in rendered) for stem, p in sorted(by_stem.items())]
+    for p in notebooks:
+        nb = _prepare(nbformat.read(p, as_version=4))
+        _write_if_changed(work / p.name, nbformat.writes(nb) + "\n")
+    toctree = "\n".join(p.stem for p in notebooks)
+    _write_if_changed(work / "index.md", f"""# {title}
+
+{intro}
+
+## Course map
+
+{course_map(chapters, runs)}
+
+Use the navigation on the left to read the chapters in order, and the search box for any term.
+
+```{{toctree}}
+:hidden:
+:maxdepth: 1
+:caption: Chapters
+
+{toctree}
+```
+""")
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(CONF_DIR), "-d", str(work / "_doctrees"),
+           "-w", str(work / "warnings.txt"), "--keep-going"] + (["-q"] if quiet else []) + [str(work), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not (out / "index.html").exists():
+        raise RuntimeError(f"sphinx failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    sources = out / "_sources"
+    if sources.is_dir() and not any(sources.iterdir()):
+        sources.rmdir()
+    return out / "index.html"
+
+
+def last_runs(csv_path: Path, smoke: bool) -> dict[str, dict]:
+    """The last logged run of each notebook in this mode, from ``notebook_runs.csv``, by stem."""
+    runs: dict[str, dict] = {}
+    if not csv_path.exists():
+        return runs
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if (row.get("smoke") == "True") != smoke:
+                continue
+            row["ok"], row["smoke"] = row.get("ok") == "True", smoke
+            runs[Path(row["notebook"]).stem] = row
+    return runs
 
 
 def main(argv: list[str]) -> int:
@@ -41,48 +188,54 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="notebook stems to run (default: all)")
     ap.add_argument("--build", default="build")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per notebook")
+    ap.add_argument("--no-run", action="store_true", help="render the notebooks executed before, run none")
     args = ap.parse_args(argv)
-    book = ROOT / args.build / "book"
-    (book / "executed").mkdir(parents=True, exist_ok=True)
-    nbs = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    build = ROOT / args.build
+    mode = "smoke" if args.smoke else "full"
+    executed_dir = build / mode
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if NAME_RE.match(p.name))
+    nbs = sources
     if args.only:
-        nbs = [p for p in nbs if p.stem in set(args.only) or p.name in set(args.only)]
+        nbs = [p for p in sources if p.stem in set(args.only) or p.name in set(args.only)]
         if not nbs:
             print(f"no notebook matches {args.only}")
             return 2
-    rows = []
+    csv_path = build / "notebook_runs.csv"
     t_all = time.perf_counter()
-    for nb in nbs:
-        executed = book / "executed" / nb.name
-        print(f"running {nb.name} ({'smoke' if args.smoke else 'full'}) ...", flush=True)
-        res = run_notebook(nb, executed, smoke=args.smoke, timeout=args.timeout, cell_timeout=args.timeout)
-        append_csv(ROOT / args.build / "notebook_runs.csv", res)
-        page = book / f"{nb.stem}.html"
-        if executed.exists():
-            render_html(executed, page)
-        status = "ok" if res.ok else "FAILED"
-        print(f"  {status} in {res.seconds:.0f}s, peak {res.peak_rss_mb:.0f} MB -> {page}")
-        if not res.ok:
-            print("  " + res.error.replace("\n", "\n  ")[-2500:])
-        rows.append((nb, title_of(nb), res, page.exists()))
-    items = "\n".join(
-        f"<tr><td>{html.escape(nb.stem[:2])}</td><td>"
-        + (f"<a href='{nb.stem}.html'>{html.escape(title)}</a>" if has_page else html.escape(title))
-        + f"</td><td>{'ok' if r.ok else '<b>failed</b>'}</td><td>{r.seconds / 60:.1f} min</td>"
-          f"<td>{r.peak_rss_mb / 1024:.1f} GiB</td></tr>"
-        for nb, title, r, has_page in rows)
-    mode = "smoke" if args.smoke else "full"
-    (book / "index.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
-<title>Synthetic Data Workshop</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
-td,th{{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}}</style></head><body>
-<h1>Synthetic Data Workshop</h1>
-<p>Generating, verifying, filtering and using synthetic training data, with real small models.
-Executed in <b>{mode}</b> mode on {time.strftime('%Y-%m-%d %H:%M')}.</p>
-<table><tr><th>#</th><th>chapter</th><th>status</th><th>wall time</th><th>peak memory</th></tr>
-{items}</table></body></html>""", encoding="utf-8")
-    failed = [r.notebook for _, _, r, _ in rows if not r.ok]
-    print(f"book: {book / 'index.html'} ({len(rows)} notebooks, {time.perf_counter() - t_all:.0f}s)"
+    failed = []
+    if not args.no_run:
+        for nb in nbs:
+            executed = executed_dir / nb.name
+            print(f"running {nb.name} ({mode}) ...", flush=True)
+            res = run_notebook(nb, executed, smoke=args.smoke, timeout=args.timeout, cell_timeout=args.timeout)
+            append_csv(csv_path, res)
+            print(f"  {'ok' if res.ok else 'FAILED'} in {res.seconds:.0f}s, peak {res.peak_rss_mb:.0f} MB -> {executed}")
+            if not res.ok:
+                failed.append(nb.name)
+                print("  " + res.error.replace("\n", "\n  ")[-2500:])
+    runs = last_runs(csv_path, args.smoke)
+    if args.no_run:
+        failed = [nb.name for nb in nbs if nb.stem in runs and not runs[nb.stem]["ok"]]
+    # The book holds every chapter executed in this mode, not only the ones run now.
+    executed = [executed_dir / p.name for p in sources if (executed_dir / p.name).exists()]
+    intro = ("Generating, verifying, filtering and using synthetic training data, with real small models. "
+             f"Rendered on {time.strftime('%Y-%m-%d %H:%M')} from the notebooks executed in **{mode}** mode "
+             f"(`{executed_dir.relative_to(ROOT) if executed_dir.is_relative_to(ROOT) else executed_dir}`).")
+    t_render = time.perf_counter()
+    try:
+        index = render_book(executed, build / "book", work=build / "book-src", runs=runs, intro=intro,
+                            listed=sources)
+    except RuntimeError as e:
+        print(e)
+        return 1
+    warnings = build / "book-src" / "warnings.txt"
+    warned = [line for line in warnings.read_text().splitlines() if "WARNING" in line] if warnings.exists() else []
+    n_warn = len(warned)
+    for line in warned[:5]:
+        print("  " + line[-300:])
+    print(f"book: {index} ({len(executed)} chapters, rendered in {time.perf_counter() - t_render:.0f}s, "
+          f"{time.perf_counter() - t_all:.0f}s in all; {n_warn} Sphinx warnings in {warnings})"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
