@@ -4,6 +4,7 @@
 |---|---|
 | `finetune` | TRL/PEFT fine-tuning of the bundled instruct LMs: `dpo` (preference pairs) and `sft` (prompt/completion), LoRA or full, resumable from checkpoints, sized for 2 CPU cores |
 | `tiny` | a tiny decoder-only transformer (1-5M parameters) written plainly in torch, a character tokenizer, a readable training loop with exact resume, `generate` and `perplexity` |
+| `flywheel` | generate-verify-train rounds of a tiny model on column-wise addition (program check, self-consistency vote, keep everything, oracle) and model collapse across generations (replace, accumulate, accumulate + filter), with distinct-n and tail-share metrics |
 | `report` | `TrainReport`, what every training call returns (steps, tokens/s, peak memory, losses, log history, the trained model) |
 
 A stage package imports only :mod:`helpers.core`, :mod:`helpers.lm` and its own modules
@@ -14,5 +15,5 @@ from __future__ import annotations
 
 from helpers.core.lazy import lazy_modules
 
-__all__ = ["finetune", "report", "tiny"]
+__all__ = ["finetune", "flywheel", "report", "tiny"]
 __getattr__, __dir__ = lazy_modules(__name__, __all__)
