@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from helpers.core.models import REGISTRY
 from helpers.train import finetune
@@ -107,6 +108,23 @@ def test_dpo_with_lora_logs_rewards_and_resumes_from_its_checkpoint(tmp_path):
 
     with pytest.raises(ValueError, match="other settings.*beta"):
         finetune.dpo("smollm2-135m", PAIRS, beta=0.5, **run)
+
+
+@pytest.mark.models
+@needs_smollm
+def test_rerunning_a_finished_run_loads_it_without_another_step(tmp_path):
+    # 3 pairs in batches of 2: 2 steps per epoch, so step 3 ends mid-epoch, where transformers' train()
+    # would take a 4th step before checking max_steps
+    pairs = PAIRS + [{"prompt": "What is 1+1?", "chosen": "2", "rejected": "3"}]
+    run = dict(FAST, max_steps=3, save_every=3, output_dir=tmp_path)
+    first = finetune.dpo("smollm2-135m", pairs, **run)
+    assert first.steps == first.global_step == 3
+    again = finetune.dpo("smollm2-135m", pairs, **run)
+    assert again.resumed_from.endswith("checkpoint-3")
+    assert again.steps == 0 and again.global_step == 3
+    assert [e["step"] for e in again.log_history if "loss" in e] == [1, 2, 3]
+    a, b = first.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.models

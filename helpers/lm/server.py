@@ -28,7 +28,6 @@ counts them.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -246,7 +245,6 @@ class ServerEngine:
         reqs.sort(key=lambda r: -r.prompt_tokens)
         results: list[Generation | None] = [None] * n
         stats = GenerationStats(n=n, batch_size=self.concurrency)
-        lock = threading.Lock()
         t0 = time.perf_counter()
         bar = tqdm(total=n, desc=desc, disable=not progress or n == 0, leave=False)
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(n, 1))) as pool:
@@ -255,12 +253,11 @@ class ServerEngine:
             for fut in as_completed(futures):
                 gen, failed = fut.result()
                 r = futures[fut]
-                with lock:
-                    results[r.index] = gen
-                    stats.new_tokens += gen.new_tokens
-                    stats.prompt_tokens += gen.prompt_tokens
-                    stats.truncated += gen.finish_reason == "length"
-                    stats.failed += failed
+                results[r.index] = gen  # collected in this thread only: no lock needed
+                stats.new_tokens += gen.new_tokens
+                stats.prompt_tokens += gen.prompt_tokens
+                stats.truncated += gen.finish_reason == "length"
+                stats.failed += failed
                 bar.update(1)
         bar.close()
         stats.seconds = time.perf_counter() - t0

@@ -252,6 +252,14 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return str(done[-1][1]) if done else None
 
 
+def _checkpoint_step(checkpoint: str | os.PathLike) -> int:
+    """The optimizer step a ``checkpoint-<step>`` folder was saved at."""
+    m = _CHECKPOINT.match(Path(checkpoint).name)
+    if not m:
+        raise ValueError(f"not a checkpoint folder: {checkpoint}")
+    return int(m.group(1))
+
+
 def _claim_output_dir(output_dir: Path, config: dict[str, Any]) -> None:
     """Record ``config`` in ``output_dir``, or refuse a folder that holds a run with another config."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -330,11 +338,8 @@ def _run(method: str, model: Any, rows_fn: Any, data: Any, eval_data: Any, *, le
          trainer_cls: Any, config_cls: Any, config_kwargs: dict[str, Any]) -> TrainReport:
     """The shared body of :func:`dpo` and :func:`sft`."""
     t_setup = time.perf_counter()
-    keys = ("prompt", "chosen", "rejected") if method == "dpo" else ("prompt", "completion")
     what = "pairs" if method == "dpo" else "examples"
-    data = _check_rows(data, keys, what)  # before loading anything: an empty list fails fast
-    if eval_data is not None:
-        eval_data = _check_rows(eval_data, keys, f"eval_{what}")
+    # dpo() and sft() checked data and eval_data (as lists) before their slow imports
     if batch_size < 1 or grad_accum < 1:
         raise ValueError(f"batch_size and grad_accum must be at least 1, got {batch_size} and {grad_accum}")
     if max_steps is not None and max_steps < 1:
@@ -399,9 +404,22 @@ def _run(method: str, model: Any, rows_fn: Any, data: Any, eval_data: Any, *, le
         setup_seconds = time.perf_counter() - t_setup
         with PeakMemory(str(trainer.args.device)) as mem:
             t0 = time.perf_counter()
-            trainer.train(resume_from_checkpoint=resume)
+            if resume is not None and _checkpoint_step(resume) >= total_steps:
+                # A finished run: load it. (transformers' train() would take one more optimizer step
+                # before it checks max_steps, so a rerun of a finished run would not return the same model.)
+                from transformers import TrainerState
+
+                trainer._load_from_checkpoint(resume)
+                trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+                start.step, start.tokens = trainer.state.global_step, trainer.state.num_input_tokens_seen
+            else:
+                trainer.train(resume_from_checkpoint=resume)
             seconds = time.perf_counter() - t0
-        eval_metrics = trainer.evaluate() if eval_rows else {}
+        evals = [e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)]
+        if evals and evals[-1].get("step") == trainer.state.global_step:  # evaluated at the last step already
+            eval_metrics = {k: v for k, v in evals[-1].items() if k.startswith("eval_")}
+        else:
+            eval_metrics = trainer.evaluate() if eval_rows else {}
 
     state = trainer.state
     trained = trainer.model
@@ -440,6 +458,7 @@ def dpo(
     rpo_alpha: float | None = None,
     loss_type: str = "sigmoid",
     precompute_ref_log_probs: bool = True,
+    ref_batch_size: int | None = 32,
     lora: bool = True,
     r: int = 16,
     lora_alpha: int | None = None,
@@ -475,6 +494,9 @@ def dpo(
         loss_type: TRL's DPO loss (``"sigmoid"``, ``"ipo"``, ``"hinge"``, ...).
         precompute_ref_log_probs: compute the reference model's log-probs once before training (cheaper
             on CPU; with full fine-tuning no second model is kept in memory).
+        ref_batch_size: rows per forward pass when precomputing them (no gradients, so a larger batch
+            than ``batch_size`` fits; on 2 CPU cores batches of 32 instead of 2 cut a smoke run's
+            precomputation several-fold). ``None``: the evaluation batch size (``batch_size``).
         lora, r, lora_alpha: LoRA adapters of rank ``r`` on all linear layers, or full fine-tuning.
         merge: merge the LoRA weights into the returned model (plain transformers model, faster to
             generate with); ``False`` returns the PEFT model.
@@ -518,7 +540,8 @@ def dpo(
                                "precompute_ref_log_probs": precompute_ref_log_probs},
                 trainer_cls=DPOTrainer, config_cls=DPOConfig,
                 config_kwargs={"beta": beta, "loss_type": losses, "loss_weights": weights,
-                               "precompute_ref_log_probs": precompute_ref_log_probs})
+                               "precompute_ref_log_probs": precompute_ref_log_probs,
+                               "precompute_ref_batch_size": ref_batch_size})
 
 
 def sft(
