@@ -4,7 +4,9 @@
 |---|---|
 | `finetune` | TRL/PEFT fine-tuning of the bundled instruct LMs: `dpo` (preference pairs) and `sft` (prompt/completion), LoRA or full, resumable from checkpoints, sized for 2 CPU cores |
 | `tiny` | a tiny decoder-only transformer (1-5M parameters) written plainly in torch, a character tokenizer, a readable training loop with exact resume, `generate` and `perplexity` |
+| `preference` | preference pairs from verifier verdicts (every prompt without a pair counted), the selective best-margin set, a strict JSON-shape verifier, arithmetic items with computed answers, summed log-probs and the DPO implicit reward on held-out pairs for any trained model |
 | `flywheel` | generate-verify-train rounds of a tiny model on column-wise addition (program check, self-consistency vote, keep everything, oracle) and model collapse across generations (replace, accumulate, accumulate + filter), with distinct-n and tail-share metrics |
+| `curriculum` | difficulty scores for synthetic additions (known by construction, a teacher's loss, length), label noise known by construction, training orders (random, easy-to-hard, hard-to-easy with linear pacing, an anneal on the clean slice), a resumable grid of budgets x noise x seeds, and two-level (seed, item) bootstrap verdicts |
 | `report` | `TrainReport`, what every training call returns (steps, tokens/s, peak memory, losses, log history, the trained model) |
 
 A stage package imports only :mod:`helpers.core`, :mod:`helpers.lm` and its own modules
@@ -15,5 +17,5 @@ from __future__ import annotations
 
 from helpers.core.lazy import lazy_modules
 
-__all__ = ["finetune", "flywheel", "report", "tiny"]
+__all__ = ["curriculum", "finetune", "flywheel", "preference", "report", "tiny"]
 __getattr__, __dir__ = lazy_modules(__name__, __all__)
