@@ -495,8 +495,8 @@ def dpo(
         precompute_ref_log_probs: compute the reference model's log-probs once before training (cheaper
             on CPU; with full fine-tuning no second model is kept in memory).
         ref_batch_size: rows per forward pass when precomputing them (no gradients, so a larger batch
-            than ``batch_size`` fits; on 2 CPU cores batches of 32 instead of 2 cut a smoke run's
-            precomputation several-fold). ``None``: the evaluation batch size (``batch_size``).
+            than ``batch_size`` fits, and fewer passes cost less on a CPU). ``None``: the evaluation
+            batch size (``batch_size``).
         lora, r, lora_alpha: LoRA adapters of rank ``r`` on all linear layers, or full fine-tuning.
         merge: merge the LoRA weights into the returned model (plain transformers model, faster to
             generate with); ``False`` returns the PEFT model.
