@@ -166,3 +166,23 @@ def test_auto_engine_picks_llama_cpp_only_for_gguf_on_a_cpu():
     assert auto_engine("/models/x.gguf", "cpu") == "llama.cpp"
     assert auto_engine("Qwen/Qwen2.5-Coder-0.5B-Instruct", "cpu") == "transformers"
     assert auto_engine("qwen-coder-0.5b", "cuda") == "transformers"
+
+
+@needs_smollm
+def test_next_token_logprobs_of_chosen_tokens_come_from_the_server(llama, local):
+    """The judge's digit probabilities: the server's top log-probs agree with the transformers model's on
+    the same GGUF weights, and a token outside the server's top 20 gets -inf, not a made-up value."""
+    import numpy as np
+
+    prompts = [llama.render(q) for q in ("Rate the colour blue from 1 to 5. Answer with one digit.",
+                                         "How many legs has a cat? Answer with one digit.")]
+    cols = [llama.token_ids(str(k))[0] for k in range(1, 6)] + [llama.token_ids(" zebra")[0]]
+    got, failed = llama.engine.next_token_logprobs(prompts, cols, [llama.tokenizer.decode([t]) for t in cols])
+    assert failed == 0
+    ref = local.next_token_logprobs(prompts, cols)
+    assert got.shape == (2, 6)
+    assert np.isneginf(got[:, -1]).all()  # " zebra" is nowhere near the top 20 (transformers gives it a number)
+    assert np.isfinite(ref[:, -1]).all()
+    close = np.isfinite(got[:, :5]) & (ref[:, :5] > -6)
+    assert close.sum() >= 4
+    assert np.abs(got[:, :5][close] - ref[:, :5][close]).max() < 0.5

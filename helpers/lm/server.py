@@ -262,3 +262,60 @@ class ServerEngine:
         bar.close()
         stats.seconds = time.perf_counter() - t0
         return [g for g in results if g is not None], stats
+
+    def next_token_logprobs(self, prompts: Sequence[str], token_ids: Sequence[int], token_texts: Sequence[str], *,
+                            top: int = 20, progress: bool = False,
+                            desc: str = "next-token log-probs (server)") -> tuple[Any, int]:
+        """Log-probabilities of ``token_ids`` as the next token after each rendered prompt, from the server.
+
+        One request per prompt (``max_tokens=1``, greedy, the server's ``top`` most likely tokens);
+        llama.cpp keeps each slot's last prompt in its cache, so prompts that share a long prefix (a
+        few-shot rubric) only pay for what differs. A token outside the server's top ``top`` gets
+        ``-inf`` (probability 0, below every listed one); the second value returned counts the prompts
+        whose request failed after the client's retries (their rows are all ``nan``)."""
+        import numpy as np
+        from tqdm.auto import tqdm
+
+        out = np.full((len(prompts), len(token_ids)), -np.inf, dtype=np.float32)
+        extra = {"cache_prompt": True} if self.flavour == "llama.cpp" else {}
+        failed = 0
+
+        def one(i: int) -> tuple[int, dict[Any, float] | None]:
+            try:
+                r = self.client.completions.create(model=self.model, prompt=prompts[i], max_tokens=1, temperature=0.0,
+                                                   logprobs=top, stream=False, extra_body=extra)
+                return i, _top_logprobs(r.choices[0])
+            except Exception as err:  # noqa: BLE001 - counted and reported, never silent
+                self.last_error = f"{type(err).__name__}: {err}"
+                return i, None
+
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(len(prompts), 1))) as pool:
+            futs = [pool.submit(one, i) for i in range(len(prompts))]
+            for fut in tqdm(as_completed(futs), total=len(futs), disable=not progress, leave=False, desc=desc):
+                i, top_lp = fut.result()
+                if top_lp is None:
+                    out[i] = np.nan
+                    failed += 1
+                    continue
+                for j, (tid, text) in enumerate(zip(token_ids, token_texts)):
+                    if tid in top_lp:
+                        out[i, j] = top_lp[tid]
+                    elif text in top_lp:
+                        out[i, j] = top_lp[text]
+        return out, failed
+
+
+def _top_logprobs(choice: Any) -> dict[Any, float]:
+    """``{token id or token text: logprob}`` of the first generated position of one completion choice.
+
+    llama.cpp answers in the chat-style shape (``logprobs.content[0].top_logprobs`` with ids); vLLM and
+    the OpenAI legacy API in the ``logprobs.top_logprobs[0]`` shape (``{text: logprob}``)."""
+    lp = getattr(choice, "logprobs", None)
+    if lp is None:
+        return {}
+    extra = getattr(lp, "model_extra", None) or {}
+    content = extra.get("content") or (lp.get("content") if isinstance(lp, dict) else None)
+    if content:
+        return {t.get("id", t.get("token")): float(t["logprob"]) for t in content[0].get("top_logprobs", [])}
+    top = getattr(lp, "top_logprobs", None) or (lp.get("top_logprobs") if isinstance(lp, dict) else None)
+    return {k: float(v) for k, v in (top[0] or {}).items()} if top else {}
