@@ -127,6 +127,24 @@ class JudgeResult:
                 f"reasons: {reasons}){speed}")
 
 
+def digit_probs(lm: Any, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False,
+                desc: str = "digit log-probs", hint: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of the digits 1..5 as the next token after each rendered prompt in ``texts``:
+    ``(probs, mass)``, ``probs`` renormalised over the five digits (n x 5) and ``mass`` the probability the
+    digits had before that (low: the model wanted to say something else). The expected score is
+    ``probs @ [1, 2, 3, 4, 5]``. Raises ``RuntimeError`` (plus ``hint``) when the tokenizer splits a digit."""
+    digit_ids = []
+    for k in range(1, 6):
+        ids = lm.token_ids(str(k))
+        if len(ids) != 1:
+            raise RuntimeError(f"the tokenizer splits {str(k)!r} into {len(ids)} tokens{hint}")
+        digit_ids.append(ids[0])
+    logp = lm.next_token_logprobs(list(texts), digit_ids, batch_size=batch_size, progress=progress, desc=desc)
+    p = np.exp(np.asarray(logp, dtype=np.float64)).reshape(len(texts), 5)
+    mass = p.sum(-1)
+    return p / np.maximum(mass[:, None], 1e-12), mass
+
+
 class Judge:
     """Rubric judge on top of :class:`helpers.lm.generation.LM`.
 
@@ -177,17 +195,8 @@ class Judge:
 
     def _digit_probs(self, msgs: Sequence[str], batch_size: int | None, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         """Expected score from next-token probabilities of 1..5 after ``{"score": ``."""
-        lm = self.lm
-        digit_ids = []
-        for k in range(1, 6):
-            ids = lm.token_ids(str(k))
-            if len(ids) != 1:
-                raise RuntimeError(f"the judge's tokenizer splits {k!r} into {len(ids)} tokens; use method='generate'")
-            digit_ids.append(ids[0])
-        texts = [lm.render(m) + JSON_PREFIX for m in msgs]
-        bs = batch_size or max(1, lm.default_batch_size // 2)
-        logp = lm.next_token_logprobs(texts, digit_ids, batch_size=bs, progress=progress, desc="judge (logprobs)")
-        probs = np.exp(np.asarray(logp, dtype=np.float64)).reshape(len(texts), 5)
-        mass = probs.sum(-1)
-        exp = (probs * np.arange(1, 6)).sum(-1) / np.maximum(mass, 1e-12)
-        return exp, mass
+        texts = [self.lm.render(m) + JSON_PREFIX for m in msgs]
+        bs = batch_size or max(1, self.lm.default_batch_size // 2)
+        probs, mass = digit_probs(self.lm, texts, batch_size=bs, progress=progress, desc="judge (logprobs)",
+                                  hint="; use method='generate'")
+        return probs @ np.arange(1, 6), mass

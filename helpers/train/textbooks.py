@@ -241,8 +241,9 @@ def annotate(lm: Any, snippets: Sequence[dict[str, Any]], *, shots: Sequence[tup
              batch_size: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Educational-value scores (1 to 5) of ``snippets`` by the model ``lm``, read from its next-token
     probabilities over the digits 1..5 after :func:`edu_messages` (one forward pass per snippet, nothing
-    to parse; the score is the expected digit). Works on either engine: llama.cpp answers from its top
-    log-probabilities (and reuses a shared few-shot prefix from its cache).
+    to parse; the score is the expected digit, :func:`helpers.lm.judge.digit_probs`). With a local llama.cpp
+    engine the transformers model scores them (faster for prompts on a CPU); a remote server answers
+    from its top log-probabilities.
 
     Returns ``{"scores", "probs" (n x 5, renormalised over the digits), "digit_mass" (probability the
     digits got before renormalising: low means the model wanted to say something else), "seconds"}``.
@@ -251,18 +252,11 @@ def annotate(lm: Any, snippets: Sequence[dict[str, Any]], *, shots: Sequence[tup
 
     import numpy as np
 
-    ids = []
-    for k in range(1, 6):
-        tok = lm.token_ids(str(k))
-        if len(tok) != 1:
-            raise RuntimeError(f"the annotator's tokenizer splits {k!r} into {len(tok)} tokens")
-        ids.append(tok[0])
+    from helpers.lm.judge import digit_probs
+
     t0 = time.perf_counter()
     texts = [lm.render(edu_messages(s["text"], shots=shots, max_chars=max_chars)) for s in snippets]
-    logp = lm.next_token_logprobs(texts, ids, batch_size=batch_size or 4, progress=progress, desc="annotate")
-    p = np.exp(np.asarray(logp, dtype=np.float64))
-    mass = p.sum(1)
-    probs = p / np.maximum(mass[:, None], 1e-12)
+    probs, mass = digit_probs(lm, texts, batch_size=batch_size or 4, progress=progress, desc="annotate")
     return {"scores": probs @ np.arange(1, 6), "probs": probs, "digit_mass": mass, "seconds": time.perf_counter() - t0}
 
 
