@@ -57,6 +57,15 @@ def test_non_lm_name_is_refused():
         models.resolve_lm_source("minilm")
 
 
+def test_a_mistyped_short_name_fails_at_once_naming_the_bundled_lms(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="smollm2-135m.*qwen-coder-0.5b"):
+        models.resolve_lm_source("smollm-135m")
+    (tmp_path / "my-model").mkdir()  # a local folder without a slash is still a path
+    assert models.resolve_lm_source("my-model") == ("my-model", None)
+    assert models.resolve_lm_source("Qwen/Qwen2.5-1.5B-Instruct") == ("Qwen/Qwen2.5-1.5B-Instruct", None)
+
+
 def test_gguf_path_is_accepted(tmp_path):
     with pytest.raises(FileNotFoundError):
         models.resolve_lm_source(str(tmp_path / "missing.gguf"))

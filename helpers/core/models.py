@@ -351,6 +351,11 @@ def resolve_lm_source(name: str) -> tuple[str, str | None]:
         if not path.exists():
             raise FileNotFoundError(f"GGUF file {path} does not exist")
         return str(path.parent), path.name
+    if "/" not in name and not path.exists():
+        # a typo in a short name would otherwise go to the hub and time out a minute later
+        raise ValueError(f"{name!r} is not a bundled language model "
+                         f"({', '.join(k for k, s in REGISTRY.items() if s.kind == 'lm')}), an existing folder, "
+                         "or a hub id of the form 'owner/name' (for example 'Qwen/Qwen2.5-1.5B-Instruct')")
     return name, None
 
 
