@@ -71,6 +71,9 @@ def _notebooks(folder):
                           metadata={"tags": ["hide-input"], "jupyter": {"source_hidden": True}},
                           outputs=[new_output("execute_result", data={"text/plain": "285"}, execution_count=1)]),
         ]),
+        "03_maths.ipynb": ("# 03 · Maths", [
+            new_markdown_cell("Inline $p = \\frac{c}{n}$ and a display:\n\n$$\\sum_{i=1}^{n} i = \\frac{n(n+1)}{2}$$"),
+        ]),
     }
     paths = []
     for name, (title, cells) in specs.items():
@@ -130,7 +133,7 @@ def test_index_lists_every_chapter_in_order(driver, book):
     assert [c for c in chapters if c in stems] == stems, nav
     # the course map links every chapter too
     links = driver.execute_script("return [...document.querySelectorAll('article table a')].map(a => a.textContent)")
-    assert links == ["Plots and tables", "Audio players", "Exercises with solutions"]
+    assert links == ["Plots and tables", "Audio players", "Exercises with solutions", "Maths"]
 
 
 def test_plot_and_table_render(driver, book):
@@ -177,3 +180,20 @@ def test_full_text_search(driver, book):
     hits = _wait(lambda: driver.execute_script(
         "return [...document.querySelectorAll('#search-results ul.search li a')].map(a => a.getAttribute('href'))"))
     assert hits and any("02_solutions" in h or "00_plots" in h for h in hits), hits
+
+
+def test_maths_renders_offline(driver, book):
+    """The formulas are typeset by the MathJax copied into the site (this machine has no CDN to fetch one from)."""
+    from tools.build_book import local_mathjax
+
+    if local_mathjax() is None:
+        pytest.skip("Debian's libjs-mathjax is not installed (make apt, as root): the book falls back to a CDN")
+    site, _ = book
+    assert (site / "_static" / "mathjax" / "MathJax.js").exists()
+    driver.get((site / "03_maths.html").as_uri())
+    assert "_static/mathjax/MathJax.js" in driver.page_source
+    typeset = _wait(lambda: driver.execute_script("return document.querySelectorAll('.MathJax_CHTML').length"))
+    assert typeset == 2, typeset  # the inline formula and the display
+    # MathJax 2 keeps each source in a <script type="math/tex">; no visible element may still show it
+    raw = driver.find_elements("xpath", "//article//*[not(self::script)][contains(text(), '\\frac')]")
+    assert not [e for e in raw if e.is_displayed()], "raw TeX left on the page"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +29,34 @@ from tools.course import NAME_RE
 from tools.run_notebook import ROOT, append_csv, run_notebook
 
 CONF_DIR = ROOT / "tools" / "book"
+#: Debian's ``libjs-mathjax`` (MathJax 2.7, requirements/apt.txt): the book's maths renders offline from it.
+DEBIAN_MATHJAX = Path("/usr/share/javascript/mathjax")
+#: The parts of MathJax 2 that the combined ``TeX-AMS_CHTML`` configuration loads (about 1.3 MB of its 54 MB).
+MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML.js", "extensions", "jax/input/TeX", "jax/output/CommonHTML",
+                 "jax/element", "localization/en", "fonts/HTML-CSS/TeX/woff")
+#: ``mathjax_path`` (relative to the site's ``_static``) when the local copy is used.
+LOCAL_MATHJAX_PATH = "mathjax/MathJax.js?config=TeX-AMS_CHTML"
+
+
+def local_mathjax() -> Path | None:
+    """Debian's MathJax folder when it is installed with every part the book copies, else ``None`` (CDN)."""
+    ok = all((DEBIAN_MATHJAX / part).exists() for part in MATHJAX_PARTS)
+    return DEBIAN_MATHJAX if ok else None
+
+
+def copy_mathjax(site: Path) -> None:
+    """Copy the parts of the local MathJax the pages use into ``site/_static/mathjax`` (nothing without one)."""
+    src = local_mathjax()
+    if src is None:
+        return
+    dest = site / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        target = dest / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (src / part).is_dir():
+            shutil.copytree(src / part, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src / part, target)
 SOLUTION_START = "# Solution to exercise"
 #: Section headings every chapter has; the course map lists the others.
 _STANDARD_HEADINGS = {"parameters", "results", "exercises", "summary", "going further", "the course map"}
@@ -162,6 +191,7 @@ Use the navigation on the left to read the chapters in order, and the search box
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not (out / "index.html").exists():
         raise RuntimeError(f"sphinx failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    copy_mathjax(out)
     sources = out / "_sources"
     if sources.is_dir() and not any(sources.iterdir()):
         sources.rmdir()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tools.build_book import LOCAL_MATHJAX_PATH, local_mathjax  # noqa: E402
 from tools.course import BRANCH, REPO  # noqa: E402
 
 project = "Synthetic Data Workshop"
@@ -26,6 +27,15 @@ nb_code_prompt_show = "Show code cell {type}"
 nb_code_prompt_hide = "Hide code cell {type}"
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "html_image"]
 myst_heading_anchors = 3
+# Maths: Debian's MathJax 2 copied into the site by build_book when it is installed (the book renders offline);
+# Sphinx's default (MathJax 3 from a CDN) otherwise.
+# MyST-NB marks each page's section "tex2jax_ignore" and the math elements "math": MathJax 2 is told the same
+# through its tex2jax options (MyST's own update only knows the MathJax 3 and 4 configuration).
+if local_mathjax() is not None:
+    mathjax_path = LOCAL_MATHJAX_PATH
+    myst_update_mathjax = False
+    mathjax2_config = {"tex2jax": {"processClass": "tex2jax_process|mathjax_process|math|output_area",
+                                   "ignoreClass": "tex2jax_ignore|mathjax_ignore"}}
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure"]
 
 html_theme = "sphinx_book_theme"
