@@ -175,13 +175,19 @@ def test_run_arm_trains_resumes_and_returns_completions(tmp_path):
     ex = ['def g(xs):\n    """Doc."""\n    return xs\n'] * 10
     chars = sorted(set("".join(corpus + ex)))
     job = {"arm": "t", "seed": 0, "corpus": corpus, "exercises": ex, "eval_prompts": ['def g(xs):\n    """Doc."""\n'],
-           "loss_sets": {"code": corpus[:2]}, "chars": chars,
+           "loss_sets": {"code": [corpus[0], "".join(corpus[:6])]}, "chars": chars,
            "config": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "max_len": 64},
            "pretrain": {"steps": 3, "batch_size": 4, "seq_len": 32}, "finetune": {"steps": 2, "batch_size": 4, "seq_len": 64},
            "threads": 1, "max_new_tokens": 8, "checkpoint_dir": str(tmp_path)}
     r = tb.run_arm(job)
     assert r["pretrain_tokens"] > 0 and len(r["after"]["completions"]) == 1
     assert set(r["before"]["loss"]) == {"code"} and r["before"]["loss"]["code"] > 0
+    # one loss per text (the second is cut into three context-sized pieces); weighted by characters they
+    # give the set's loss
+    items = r["before"]["loss_items"]["code"]
+    weights = [len(corpus[0]) + 1, len("".join(corpus[:6])) + 3]
+    assert len(items) == 2 and all(v > 0 for v in items)
+    assert sum(v * w for v, w in zip(items, weights)) / sum(weights) == pytest.approx(r["before"]["loss"]["code"])
     again = tb.run_arm(job)  # both phases find their finished checkpoints: nothing is trained twice
     assert again["pretrain_tokens"] == 0
     assert again["after"]["completions"] == r["after"]["completions"]

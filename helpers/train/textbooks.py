@@ -496,7 +496,8 @@ def run_arm(job: dict[str, Any]) -> dict[str, Any]:
     """Pretrain a :class:`~helpers.train.tiny.TinyLM` on ``job["corpus"]``, then fine-tune it on
     ``job["exercises"]``; greedy completions of ``job["eval_prompts"]`` before and after the fine-tune,
     and the loss (nats per character, over whole texts cut into context-sized pieces) on each set of
-    ``job["loss_sets"]`` before and after.
+    ``job["loss_sets"]`` before and after: ``"loss"`` per set, ``"loss_items"`` per text of each set (for
+    intervals over texts).
 
     ``job`` keys: ``corpus``, ``exercises``, ``eval_prompts``, ``loss_sets`` (name -> texts), ``chars``
     (the tokenizer's alphabet), ``config`` (:class:`~helpers.train.tiny.TinyConfig` fields except the
@@ -521,16 +522,22 @@ def run_arm(job: dict[str, Any]) -> dict[str, Any]:
     ck = Path(job["checkpoint_dir"])
 
     # score whole texts, not only their openings: each text is cut into pieces the model's context holds
-    pieces = {name: [t[i:i + cfg.max_len - 1] for t in texts for i in range(0, len(t), cfg.max_len - 1)]
+    step = cfg.max_len - 1
+    pieces = {name: [t[i:i + step] for t in texts for i in range(0, len(t), step)]
               for name, texts in job["loss_sets"].items()}
+    owner = {name: np.array([k for k, t in enumerate(texts) for _ in range(0, len(t), step)])
+             for name, texts in job["loss_sets"].items()}
 
-    def losses() -> dict[str, float]:
-        out = {}
+    def losses() -> tuple[dict[str, float], dict[str, list[float]]]:
+        out, per_text = {}, {}
         for name, chunks in pieces.items():
             ppl = tiny.perplexity(model, tok, chunks)
             n = np.array([len(c) + 1 for c in chunks], dtype=float)  # characters and <eos> of each piece
-            out[name] = float(np.sum(np.log(ppl) * n) / n.sum())
-        return out
+            nats = np.log(ppl) * n
+            out[name] = float(nats.sum() / n.sum())
+            k = len(job["loss_sets"][name])
+            per_text[name] = (np.bincount(owner[name], nats, k) / np.maximum(np.bincount(owner[name], n, k), 1)).tolist()
+        return out, per_text
 
     def complete() -> list[str]:
         outs = tiny.generate(model, tok, job["eval_prompts"], max_new_tokens=job.get("max_new_tokens", 64))
@@ -540,10 +547,12 @@ def run_arm(job: dict[str, Any]) -> dict[str, Any]:
     if job["pretrain"].get("steps", 0) > 0 and job["corpus"]:  # an arm without pre-training starts from random weights
         pre = tiny.train_tiny(model, job["corpus"], tokenizer=tok, seed=job["seed"],
                               checkpoint_dir=ck / "pretrain", progress=False, **job["pretrain"])
-    before = {"loss": losses(), "completions": complete()}
+    loss, loss_items = losses()
+    before = {"loss": loss, "loss_items": loss_items, "completions": complete()}
     ft = tiny.train_tiny(model, job["exercises"], tokenizer=tok, seed=job["seed"], checkpoint_dir=ck / "finetune",
                          progress=False, **job["finetune"])
-    after = {"loss": losses(), "completions": complete()}
+    loss, loss_items = losses()
+    after = {"loss": loss, "loss_items": loss_items, "completions": complete()}
     return {"arm": job.get("arm", ""), "seed": job["seed"], "parameters": model.num_parameters(),
             "before": before, "after": after, "pretrain_loss": pre.final_loss if pre else float("nan"),
             "finetune_loss": ft.final_loss, "pretrain_tokens": pre.tokens if pre else 0,
