@@ -1,4 +1,5 @@
-"""Multimodal data (chapter 17). Empty until that chapter lands.
+"""Multimodal data (chapter 17): scenes rendered by code with their metadata (``scenes``); template, paraphrased and
+model-written questions checked against that metadata, and a small FiLM VQA model (``vqa``).
 
 A stage package imports only :mod:`helpers.core`, :mod:`helpers.lm` and its own modules
 (``tests/test_layout.py`` enforces it). Submodules load on first use, so importing this
@@ -8,5 +9,5 @@ from __future__ import annotations
 
 from helpers.core.lazy import lazy_modules
 
-__all__ = []
+__all__ = ['scenes', 'vqa']
 __getattr__, __dir__ = lazy_modules(__name__, __all__)
