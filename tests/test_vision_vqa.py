@@ -139,3 +139,14 @@ def test_to_template_accepts_spelling_variants_and_checks_only_the_filled_famili
     assert V.to_template("How many digits are in the number?", {"shapes": "digits"}) == (None, "extra attribute")
     assert V.to_template("Which digit is top left, not bottom left?", {"position": "top left"}) == (
         None, "extra attribute")
+
+
+def test_reword_keeps_everything_but_the_wording():
+    pairs = V.make_questions([random_scene(s) for s in range(30)], {q: [V.TEMPLATES[q]] for q in V.QTYPES}, seed=0)
+    new = V.reword(pairs, V.HELD_OUT_WORDINGS, seed=1)
+    assert [(i, qa.qtype, qa.slots, qa.answer) for i, qa in pairs] == [(i, qa.qtype, qa.slots, qa.answer)
+                                                                       for i, qa in new]
+    assert all(qa.wording in V.HELD_OUT_WORDINGS[qa.qtype] and qa.question == V.fill(qa.wording, qa.slots)
+               for _, qa in new)
+    with pytest.raises(ValueError, match="no wordings"):
+        V.reword(pairs, {"count": ["How many {shapes}?"]}, seed=0)

@@ -34,7 +34,7 @@ from helpers.vision.scenes import COLOURS, POSITIONS, SHAPES, KINDS, Scene
 
 __all__ = ["QTYPES", "TEMPLATES", "HELD_OUT_WORDINGS", "ANSWERS", "QA_INSTRUCTIONS", "QA_SYSTEM", "QA", "slot_values",
            "template_qa", "fill", "to_template", "normalize_answer", "true_answer", "check_qa", "qa_prompts",
-           "make_questions", "Vocab", "VQANet", "train_vqa", "predict", "accuracy"]
+           "make_questions", "reword", "Vocab", "VQANet", "train_vqa", "predict", "accuracy"]
 
 QTYPES = ("count", "colour", "exists", "position", "digit")
 #: the one template wording per question type; slots: {shapes} (plural), {shape}, {colour}, {position}
@@ -350,6 +350,24 @@ def make_questions(scenes: Sequence[Scene], wordings: Mapping[str, Sequence[str]
                     out.append((i, qa))
                     k += step + 1
                     break
+    return out
+
+
+def reword(pairs: Sequence[tuple[int, QA]], wordings: Mapping[str, Sequence[str]], *,
+           seed: int) -> list[tuple[int, QA]]:
+    """The same questions (scene, type, slot values, answer) in wordings drawn from ``wordings[type]``.
+
+    Two training sets built this way differ only in their wording, which is what an experiment
+    on wording needs. A type without wordings is a ``ValueError``.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, qa in pairs:
+        pool = list(wordings.get(qa.qtype) or ())
+        if not pool:
+            raise ValueError(f"no wordings for question type {qa.qtype!r}")
+        w = pool[int(rng.integers(len(pool)))]
+        out.append((i, QA(qa.qtype, fill(w, qa.slots), qa.answer, w, dict(qa.slots))))
     return out
 
 
