@@ -146,14 +146,15 @@ class BandwidthExtender:
     """A small MLP from lower-band to upper-band log spectra (8 kHz -> 16 kHz by default).
 
     Inputs: the dB magnitudes of the bins below ``narrow_sr/2`` of the zero-filled signal, for the
-    frame and ``context`` frames on each side; targets: the dB magnitudes of the bins above it.
+    frame and ``context`` frames on each side; targets: the dB magnitudes of the bins above it. Both
+    are taken relative to the frame's mean lower-band level, so loudness does not matter.
     ``fit`` trains on wideband clips (it makes the narrowband input itself); ``extend`` turns an
     8 kHz clip into a 16 kHz one with the predicted upper-band magnitudes and the folded signal's phase.
     """
     narrow_sr: int = 8000
     wide_sr: int = 16000
     context: int = 2
-    hidden: int = 192
+    hidden: int = 128
     seed: int = 0
     history: list[float] = field(default_factory=list)
 
@@ -165,27 +166,42 @@ class BandwidthExtender:
         self.n_out = bins - self.cut
         self.model = None
 
+    def _features(self, zf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Context features of the lower band and each frame's level (mean lower-band dB), which the
+        features and the targets are taken relative to, so the model does not depend on loudness."""
+        low = _frames_db(zf)[:, : self.cut]
+        level = low.mean(axis=1, keepdims=True)
+        return _context(low - level, self.context), level
+
     def _pairs(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for w in clips:
             w = _mono(w)
             nb = narrowband(w, self.wide_sr, self.narrow_sr)
             zf = zero_fill(nb, self.narrow_sr, self.wide_sr)[: w.size]
-            x, y = _frames_db(zf), _frames_db(w[: zf.size])
+            x, level = self._features(zf)
+            y = _frames_db(w[: zf.size])
             active = y.max(axis=1) > y.max() - 60  # skip frames of digital silence
-            xs.append(_context(x[:, : self.cut], self.context)[active])
-            ys.append(y[active, self.cut:])
+            xs.append(x[active])
+            ys.append((y[:, self.cut:] - level)[active])
         return np.concatenate(xs), np.concatenate(ys)
 
-    def fit(self, clips: Sequence[np.ndarray], epochs: int = 30, batch_size: int = 256, lr: float = 2e-3,
-            progress: bool = False) -> "BandwidthExtender":
-        """Train on wideband clips at ``wide_sr``; ``history`` gets the training loss (dB^2) per epoch."""
+    def fit(self, clips: Sequence[np.ndarray], epochs: int = 20, batch_size: int = 512, lr: float = 3e-3,
+            max_frames: int | None = 12000, progress: bool = False) -> "BandwidthExtender":
+        """Train on wideband clips at ``wide_sr``; ``history`` gets the training loss (dB^2) per epoch.
+
+        ``max_frames``: train on at most this many STFT frames, drawn at random (seeded) from all the
+        clips, which bounds the cost on a CPU; ``None`` keeps every frame.
+        """
         import torch
         from tqdm.auto import trange
 
         if not len(clips):
             raise ValueError("fit needs at least one clip")
         x, y = self._pairs(clips)
+        if max_frames is not None and len(x) > max_frames:
+            keep = np.sort(np.random.default_rng(self.seed).choice(len(x), max_frames, replace=False))
+            x, y = x[keep], y[keep]
         self.x_mean, self.x_std = x.mean(0), x.std(0) + 1e-3
         self.y_mean, self.y_std = y.mean(0), y.std(0) + 1e-3
         X = torch.from_numpy((x - self.x_mean) / self.x_std)
@@ -227,9 +243,10 @@ class BandwidthExtender:
             raise RuntimeError("call fit() first")
         zf = zero_fill(audio_nb, self.narrow_sr, self.wide_sr)
         Z = _stft(zf)
-        x = _context(_frames_db(zf)[:, : self.cut], self.context)
+        x, level = self._features(zf)
         with torch.no_grad():
             y = self.model(torch.from_numpy((x - self.x_mean) / self.x_std)).numpy() * self.y_std + self.y_mean
+        y = y + level
         phase = np.angle(_stft(folded_band(audio_nb, self.narrow_sr, self.wide_sr)[: zf.size]))
         n = min(Z.shape[1], phase.shape[1])
         out = Z[:, :n].copy()
