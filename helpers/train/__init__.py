@@ -8,6 +8,7 @@
 | `flywheel` | generate-verify-train rounds of a tiny model on column-wise addition (program check, self-consistency vote, keep everything, oracle) and model collapse across generations (replace, accumulate, accumulate + filter), with distinct-n and tail-share metrics |
 | `curriculum` | difficulty scores for synthetic additions (known by construction, a teacher's loss, length), label noise known by construction, training orders (random, easy-to-hard, hard-to-easy with linear pacing, an anneal on the clean slice), a resumable grid of budgets x noise x seeds, and two-level (seed, item) bootstrap verdicts |
 | `textbooks` | phi-1 in miniature: a pool of real Python snippets with package and licence, an educational-value annotator read from next-token digit probabilities, the F1 threshold of a classifier, a family of exercises with tests computed by code, textbook prompts and lesson extraction, n-gram contamination, equal-budget corpora, and pre-train-then-fine-tune runs of the tiny model in parallel processes |
+| `distill` | soft-label distillation on small tasks: MLP teacher and student, Hinton et al.'s temperature loss, a FitNets hint loss, full-batch training in seconds, stratified subsets and a left-out class (chapter 16) |
 | `report` | `TrainReport`, what every training call returns (steps, tokens/s, peak memory, losses, log history, the trained model) |
 
 A stage package imports only :mod:`helpers.core`, :mod:`helpers.lm` and its own modules
@@ -18,5 +19,5 @@ from __future__ import annotations
 
 from helpers.core.lazy import lazy_modules
 
-__all__ = ["curriculum", "finetune", "flywheel", "preference", "report", "textbooks", "tiny"]
+__all__ = ["curriculum", "distill", "finetune", "flywheel", "preference", "report", "textbooks", "tiny"]
 __getattr__, __dir__ = lazy_modules(__name__, __all__)
