@@ -141,6 +141,13 @@ def test_probe_accuracy_leaves_each_group_out():
     bad = probe_accuracy(noise, labels, groups)
     assert good.shape == (60,) and set(np.unique(good)) <= {0.0, 1.0}
     assert good.mean() > 0.95 and bad.mean() < 0.6
+    # grouped folds: still every item predicted by a probe that never saw its group
+    two_fold = probe_accuracy(informative, labels, groups, folds=2)
+    assert two_fold.mean() > 0.95
+    leaky = (groups == 0).astype(float)[:, None]  # a feature that only identifies group 0
+    assert probe_accuracy(leaky, labels, groups, folds=3).mean() < 0.6
+    with pytest.raises(ValueError, match="folds"):
+        probe_accuracy(informative, labels, groups, folds=1)
     with pytest.raises(ValueError, match="two groups"):
         probe_accuracy(informative, labels, np.zeros(60))
     with pytest.raises(ValueError, match="same length"):

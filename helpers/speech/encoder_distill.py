@@ -322,16 +322,18 @@ def pooled(features: Sequence[torch.Tensor], with_std: bool = False) -> np.ndarr
     return np.stack([f.mean(0).numpy() for f in features])
 
 
-def probe_accuracy(X: np.ndarray, labels: Sequence[Any], groups: Sequence[Any], *, C: float = 1.0,
-                   max_iter: int = 2000) -> np.ndarray:
-    """Leave-one-group-out linear probe: for each group (a voice), a logistic regression trained on
-    the other groups predicts this group's items. Returns one 0/1 per item (1 = predicted right).
+def probe_accuracy(X: np.ndarray, labels: Sequence[Any], groups: Sequence[Any], *, folds: int | None = None,
+                   C: float = 1.0, max_iter: int = 2000) -> np.ndarray:
+    """Linear probe tested on unseen groups: for each group (a voice), a logistic regression trained
+    on other groups predicts this group's items. Returns one 0/1 per item (1 = predicted right).
 
-    Features are standardised inside each split (scikit-learn pipeline). Needs at least two groups;
-    raises ``ValueError`` otherwise or when lengths differ.
+    ``folds=None`` leaves one group out at a time (:class:`~sklearn.model_selection.LeaveOneGroupOut`);
+    an integer splits the groups into that many folds instead (:class:`~sklearn.model_selection.GroupKFold`,
+    fewer fits, each probe trained on fewer voices). Features are standardised inside each split
+    (scikit-learn pipeline). Needs at least two groups; raises ``ValueError`` otherwise or when lengths differ.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import LeaveOneGroupOut
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -341,8 +343,12 @@ def probe_accuracy(X: np.ndarray, labels: Sequence[Any], groups: Sequence[Any], 
         raise ValueError(f"X, labels and groups must have the same length, got {len(X)}, {len(y)}, {len(g)}")
     if len(np.unique(g)) < 2:
         raise ValueError("a leave-one-group-out probe needs at least two groups")
+    n_groups = len(np.unique(g))
+    if folds is not None and not 2 <= folds:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    splitter = LeaveOneGroupOut() if folds is None or folds >= n_groups else GroupKFold(n_splits=folds)
     correct = np.zeros(len(y), dtype=float)
-    for tr, te in LeaveOneGroupOut().split(X, y, g):
+    for tr, te in splitter.split(X, y, g):
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
         clf.fit(X[tr], y[tr])
         correct[te] = (clf.predict(X[te]) == y[te]).astype(float)
