@@ -133,9 +133,13 @@ def test_bad_training_input_is_refused():
         V.accuracy(["yes"], [])
 
 
-def test_to_template_accepts_spelling_variants_and_checks_only_the_filled_families():
+def test_to_template_accepts_spelling_variants_and_allowed_stem_words():
+    assert V.to_template("What digit is in the bottom-left corner?", {"position": "bottom left"},
+                         allowed=["which", "digit"]) == ("What digit is in the {position} corner?", None)
     assert V.to_template("What digit is in the bottom-left corner?", {"position": "bottom left"}) == (
-        "What digit is in the {position} corner?", None)
+        None, "extra attribute")
+    assert V.to_template("What colour is that blue circle?", {"shape": "circle"},
+                         allowed=["what", "colour"]) == (None, "extra attribute")  # gives the answer away
     assert V.to_template("How many digits are in the number?", {"shapes": "digits"}) == (None, "extra attribute")
     assert V.to_template("Which digit is top left, not bottom left?", {"position": "top left"}) == (
         None, "extra attribute")

@@ -153,17 +153,17 @@ def _attribute_words() -> dict[str, str]:
     return words
 
 
-_FAMILY = {"shapes": "kind", "shape": "kind", "colour": "colour", "position": "position"}
-
-
-def to_template(paraphrase: str, slots: Mapping[str, str]) -> tuple[str | None, str | None]:
+def to_template(paraphrase: str, slots: Mapping[str, str], *,
+                allowed: Sequence[str] = ()) -> tuple[str | None, str | None]:
     """Turn a reworded question back into a wording with slots: ``(wording, None)`` or ``(None, reason)``.
 
     Every slot value (e.g. ``colour="red"``, ``shape="circle"``) must appear exactly once as whole
     words (case-insensitive; "bottom-left" matches "bottom left"); it is replaced by ``{colour}``, ``{shape}``. Reasons: ``"lost <slot>"``
     (the rewording dropped or changed it, e.g. "circle" became "round shape"), ``"repeated <slot>"``,
-    ``"extra attribute"`` (another word of a filled slot's family remains, e.g. a second colour
-    when ``colour`` is a slot, which would change the question once other values are filled in), ``"not a question"`` (no question mark and no
+    ``"extra attribute"`` (another kind, colour or cell word remains, e.g. "What colour is that blue
+    {shape}?", which would change the question or give away the answer once other values are filled
+    in; words in ``allowed``, such as "digit" in the original wording "Which digit is in the
+    {position}?", do not count), ``"not a question"`` (no question mark and no
     imperative such as "Count ..."/"Tell ..."), ``"braces"`` (the text holds ``{`` or ``}``).
     """
     text = " ".join(paraphrase.split())
@@ -187,8 +187,8 @@ def to_template(paraphrase: str, slots: Mapping[str, str]) -> tuple[str | None, 
         out = out[:s] + "{" + slot + "}" + out[e:]
     rest = re.sub(r"\{\w+\}", " ", out).lower()
     vocab = _attribute_words()
-    families = {_FAMILY.get(slot) for slot in slots}
-    if any(vocab.get(w) in families for w in re.findall(r"[a-z]+", rest)):
+    ok = {w.lower() for w in allowed}
+    if any(w in vocab and w not in ok for w in re.findall(r"[a-z]+", rest)):
         return None, "extra attribute"
     if not out.rstrip().endswith("?") and not re.match(r"^(count|tell|name|say|give|list|read|identify|state|"
                                                         r"determine|find|please|describe|specify)\b", out, re.I):
