@@ -198,6 +198,20 @@ def test_kokoro_vocab_has_every_symbol_the_mapping_produces():
     assert MISAKI <= set(vocab), sorted(MISAKI - set(vocab))
 
 
+def test_catalogue_kokoro_voices_are_the_measured_intelligible_ones():
+    import json
+    from pathlib import Path
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "data" / "voice_quality.json").read_text())
+    kept = {v.split(":", 1)[1] for v, d in report["decisions"].items() if d == "register"}
+    assert {v.spec for v in T.voices(engine="kokoro")} == kept
+    assert set(T.KOKORO_LEFT_OUT) == set(T.KOKORO_VOICES) - kept
+    assert {v.name for v in T.voices(engine="kokoro")} == {f"kokoro-{k.replace('_', '-')}" for k in kept}
+    for spec in kept:  # the rule the decision claims, checked against the stored numbers
+        d = report["voices"][f"kokoro:{spec}"]
+        assert d["wer_minus_reference"] <= 0.05 and d["wer_minus_reference_ci95"][1] <= 0.10
+
+
 def test_kokoro_chunks_respect_the_limit_and_keep_everything():
     text = ", ".join(["ðə kwˈɪk bɹˈWn fˈɑks"] * 12) + ". " + "ɑ" * 40
     chunks = T._kokoro_chunks(text, limit=60)
@@ -242,3 +256,5 @@ def test_kokoro_voice_speaks_english():
     male = tts.synthesize(text, "kokoro:jm_kumo")
     assert male.ok and not np.array_equal(male.audio[:1000], c.audio[:1000])
     assert tts.synthesize("!!!", "kokoro:jf_alpha").status == "no_speakable"
+    for v in T.voices(engine="kokoro"):  # every catalogue Kokoro voice loads and speaks
+        assert tts.synthesize("Hello.", v.name).ok, v.name
