@@ -9,9 +9,9 @@ the stage of a synthetic-data pipeline:
 | `helpers.lm` | language models: batched generation on transformers, llama.cpp or any OpenAI-compatible server, embeddings, model-as-judge |
 | `helpers.text` | text data: self-instruct, diversity, filters, reward model, dedup, paraphrase |
 | `helpers.verify` | verifiable data: the code sandbox, code generation with tests, maths with known answers |
-| `helpers.speech` | speech data: spoken-style rewriting, TTS, ASR, audio, speech metrics |
-| `helpers.train` | training on synthetic data: DPO and SFT of the bundled LMs (TRL, LoRA), a tiny transformer trained from scratch (chapters 07-10, 16) |
-| `helpers.vision` | multimodal data (chapter 17) |
+| `helpers.speech` | speech data: spoken-style rewriting, TTS (Piper, Kokoro, espeak-ng), ASR, audio, augmentation (noise, rooms, telephone, codecs), bandwidth extension, speech metrics, distilling a Whisper encoder into a small student |
+| `helpers.train` | training on synthetic data: DPO and SFT of the bundled LMs (TRL, LoRA), a tiny transformer trained from scratch, soft-label distillation (chapters 07-10, 16) |
+| `helpers.vision` | multimodal data: scenes rendered with known answers, template and model-written QA checked against them, a small VQA model (chapter 17) |
 | `helpers.scale` | scaling out (chapter 19) |
 
 The rule (``tests/test_layout.py``): a stage package (``text``, ``verify``, ``speech``, ``train``,
@@ -38,6 +38,9 @@ with the notebooks' imports):
 | 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, lm.embeddings, lm.generation, speech.spoken_style |
 | 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 13 asr_pseudo_labelling | core.data, core.display, core.env, core.io, speech.asr, speech.audio, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 14 audio_augmentation_super_resolution | core.data, core.display, core.env, core.io, core.stats, speech.asr, speech.audio, speech.augment, speech.bandwidth, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 16 distillation | core.data, core.display, core.env, core.io, core.stats, speech.audio, speech.encoder_distill, speech.spoken_style, speech.tts, train.distill |
+| 17 multimodal_synthetic_qa | core.env, core.io, core.stats, lm.generation, text.paraphrase, vision.scenes, vision.vqa |
 """
 from __future__ import annotations
 
