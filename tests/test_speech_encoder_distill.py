@@ -12,12 +12,7 @@ from helpers.speech.encoder_distill import (ConvStudent, WhisperTeacher, count_p
                                             seconds_per_audio_second)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,10 @@ import pytest
 import torch
 
 from helpers.train import curriculum as cu
-from helpers.train.flywheel import AdditionTask, set_threads
+from helpers.train.flywheel import AdditionTask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = set_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

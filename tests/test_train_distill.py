@@ -12,12 +12,7 @@ from helpers.train.distill import (MLP, accuracy, count_parameters, distillation
                                    per_class_accuracy, soft_targets, subsample)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,7 @@ from helpers.train.tiny import (CharTokenizer, TinyConfig, TinyLM, generate, lat
 SUMS = [f"{a}+{b}={a + b}" for a in range(10) for b in range(10)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, most of all on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
