@@ -332,6 +332,11 @@ def test_plant_near_duplicates_adds_extra_copies_with_their_own_kind():
      "too long", None),
     ("write a poem about cats", "   ", "empty", ""),
     ("write a poem about cats", None, "empty", ""),
+    # a detail pasted from a worked example (Canada, cities) is rejected; the same word is fine when the original has it
+    ("How many squares are there?", "How many squares are there in Canada?", "copied from an example", None),
+    ("What colour is the circle?", "Which colour do the circles in these cities have?", "copied from an example", None),
+    ("list the largest cities in canada", "Which Canadian cities are the biggest?", None, None),
+    ("How many squares are there?", "What is the number of squares in the picture?", None, None),
 ])
 def test_check_and_clean_paraphrase(original, reply, reason, clean):
     from helpers.text.paraphrase import check_paraphrase, clean_paraphrase
@@ -355,3 +360,15 @@ def test_paraphrase_texts_sends_few_shot_turns_and_counts_rejections():
     assert conv[0] == {"role": "system", "content": PARAPHRASE_SYSTEM}
     assert len(conv) == 2 + 2 * len(PARAPHRASE_EXAMPLES) and conv[2]["content"] == PARAPHRASE_EXAMPLES[0][1]
     assert conv[-1]["role"] == "user" and TEXTS[7] in conv[-1]["content"] and lm.calls[0]["seed"] == 3
+
+
+def test_paraphrase_texts_rejects_details_copied_from_custom_examples():
+    from helpers.text.paraphrase import example_details, paraphrase_texts
+
+    from tests.fakes import ScriptedLM
+
+    examples = [("how do volcanoes erupt", "What makes a volcano erupt?")]
+    assert {"volcano", "volcanoes", "erupt"} <= example_details(examples) and "what" not in example_details(examples)
+    lm = ScriptedLM(["What is the volcano's number of squares?", "Could you count the squares for me?"])
+    out, rejected = paraphrase_texts(lm, ["How many squares are there?"] * 2, examples=examples, progress=False)
+    assert out == [None, "Could you count the squares for me?"] and rejected == {"copied from an example": 1}
