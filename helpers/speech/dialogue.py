@@ -6,7 +6,7 @@ and to check the result the way one checks real conversational data:
 
 - :class:`TimingProfile` and :func:`sample_timeline`: when each turn starts. The floor
   transfer offset (FTO: next speaker's start minus the previous speaker's end; negative is an
-  overlap) is drawn from a distribution, and backchannels ("mm-hm", "yeah") are put on the
+  overlap) is drawn from a distribution, and backchannels ("yeah", "right") are put on the
   listener's channel during long turns. :data:`HUMAN_LIKE` and :data:`FIXED_GAP` are the two
   profiles the chapter compares; their numbers are ours, set from the published facts in
   ``data/turn_taking_targets.json`` (no table of Fisher numbers ships offline).
@@ -36,8 +36,10 @@ __all__ = ["ASSISTANT", "USER", "BACKCHANNELS", "spoken_dialogues", "TimingProfi
            "onset_examples", "FEATURE_NAMES"]
 
 ASSISTANT, USER = 0, 1
-#: Short listener responses placed on the other channel (Yngve 1970's "backchannels").
-BACKCHANNELS = ("mm-hm", "yeah", "right", "okay", "uh-huh")
+#: Short listener responses placed on the other channel (Yngve 1970's "backchannels"). "Mm-hm" and
+#: "uh-huh" are the commonest in conversation, but Piper and Kokoro mispronounce them (Whisper heard
+#: "MMA-chan" and "Uh oh"), so the list keeps words the voices say well.
+BACKCHANNELS = ("yeah", "right", "okay", "I see", "sure")
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,9 @@ class TimingProfile:
         return asdict(self)
 
 
-#: Offsets centred on 150 ms with about a third of speaker changes overlapping, and backchannels.
-HUMAN_LIKE = TimingProfile("human-like", fto_mean=0.15, fto_sd=0.45, backchannel_rate=0.12)
+#: Offsets centred on 100 ms, so the most common offset falls in 0-200 ms and about 40% of speaker
+#: changes overlap (P(N(0.1, 0.45) < 0) = 0.41), and backchannels.
+HUMAN_LIKE = TimingProfile("human-like", fto_mean=0.1, fto_sd=0.45, backchannel_rate=0.12)
 #: What a naive pipeline does: every reply 800 ms after the other speaker stops, no backchannels.
 FIXED_GAP = TimingProfile("fixed-gap", fto_mean=0.8, fto_sd=0.0, backchannel_rate=0.0)
 
