@@ -65,12 +65,16 @@ class C2STResult:
 
 
 def default_classifier(C: float = 1.0):
-    """Standardised features and an L2 logistic regression: a linear test, quick and hard to overfit."""
+    """Standardised features and an L2 logistic regression: a linear test, quick and hard to overfit.
+
+    The ``liblinear`` solver: on small, nearly separable sets (real against synthetic often is) it gave the
+    same AUCs as the default ``lbfgs`` about ten times faster on a 2-core machine.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, solver="liblinear", max_iter=2000))
 
 
 def _oof_scores(clf, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int) -> np.ndarray:
