@@ -48,6 +48,18 @@ def test_human_like_offsets_follow_the_profile_and_overlap_is_capped():
     assert 0.25 < (fto < 0).mean() < 0.4  # P(N(0.2, 0.4) < 0) = 0.31
 
 
+def test_laplace_offsets_have_a_sharp_mode_and_the_profile_overlap_share():
+    turns = [{"channel": i % 2, "duration": 3.0} for i in range(4001)]
+    pl = D.sample_timeline(turns, D.HUMAN_LIKE, seed=2)
+    fto = np.array([b.start - a.end for a, b in zip(pl, pl[1:])])
+    assert np.median(fto) == pytest.approx(0.1, abs=0.04)
+    assert 0.36 < (fto < 0).mean() < 0.44  # exp(-0.1 / (0.63 / sqrt 2)) / 2 = 0.40
+    counts, _ = np.histogram(fto, bins=np.arange(-1.0, 1.01, 0.2))
+    assert np.argmax(counts) == 5  # the 0..200 ms bin
+    with pytest.raises(ValueError, match="fto_dist"):
+        D.TimingProfile("x", 0.1, 0.5, fto_dist="uniform")
+
+
 def test_timeline_rejects_non_alternating_turns_and_bad_durations():
     with pytest.raises(ValueError, match="alternates"):
         D.sample_timeline([{"channel": 0, "duration": 1}, {"channel": 0, "duration": 1}], D.FIXED_GAP)

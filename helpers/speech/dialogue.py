@@ -48,9 +48,11 @@ class TimingProfile:
 
     Attributes:
         name: label for tables and plots.
-        fto_mean, fto_sd: the floor transfer offset distribution in seconds (normal; ``fto_sd=0``
-            gives the same offset every time). Negative values start the turn before the other
-            speaker has finished.
+        fto_mean, fto_sd: mean and standard deviation of the floor transfer offset in seconds
+            (``fto_sd=0`` gives the same offset every time). Negative values start the turn before
+            the other speaker has finished.
+        fto_dist: ``"normal"`` or ``"laplace"`` (peaked, with heavier tails: closer to the shape of
+            measured offset distributions, whose sharp mode sits near 200 ms).
         max_overlap_share: an overlap may cover at most this share of the previous turn (a reply
             does not start before the question is mostly said).
         backchannel_rate: backchannels per second of the other speaker's turn (Poisson), placed
@@ -62,6 +64,7 @@ class TimingProfile:
     name: str
     fto_mean: float
     fto_sd: float
+    fto_dist: str = "normal"
     max_overlap_share: float = 0.5
     backchannel_rate: float = 0.0
     backchannel_min_turn: float = 2.5
@@ -70,6 +73,8 @@ class TimingProfile:
     def __post_init__(self) -> None:
         if self.fto_sd < 0:
             raise ValueError("fto_sd must be >= 0")
+        if self.fto_dist not in ("normal", "laplace"):
+            raise ValueError(f"fto_dist must be 'normal' or 'laplace', got {self.fto_dist!r}")
         if not 0 <= self.max_overlap_share < 1:
             raise ValueError("max_overlap_share must be in [0, 1)")
         if self.backchannel_rate < 0:
@@ -79,9 +84,9 @@ class TimingProfile:
         return asdict(self)
 
 
-#: Offsets centred on 100 ms, so the most common offset falls in 0-200 ms and about 40% of speaker
-#: changes overlap (P(N(0.1, 0.45) < 0) = 0.41), and backchannels.
-HUMAN_LIKE = TimingProfile("human-like", fto_mean=0.1, fto_sd=0.45, backchannel_rate=0.12)
+#: Laplace offsets centred on 100 ms, so the most common offset falls in 0-200 ms and about 40% of
+#: speaker changes overlap (P < 0 = exp(-0.1 / (0.63 / sqrt 2)) / 2 = 0.40), and backchannels.
+HUMAN_LIKE = TimingProfile("human-like", fto_mean=0.1, fto_sd=0.63, fto_dist="laplace", backchannel_rate=0.12)
 #: What a naive pipeline does: every reply 800 ms after the other speaker stops, no backchannels.
 FIXED_GAP = TimingProfile("fixed-gap", fto_mean=0.8, fto_sd=0.0, backchannel_rate=0.0)
 
@@ -213,7 +218,12 @@ def sample_timeline(turns: Sequence[Mapping[str, Any]], profile: TimingProfile, 
         if prev is None:
             start = lead_in
         else:
-            fto = profile.fto_mean + (profile.fto_sd * rng.standard_normal() if profile.fto_sd else 0.0)
+            if not profile.fto_sd:
+                fto = profile.fto_mean
+            elif profile.fto_dist == "laplace":
+                fto = rng.laplace(profile.fto_mean, profile.fto_sd / np.sqrt(2))
+            else:
+                fto = rng.normal(profile.fto_mean, profile.fto_sd)
             start = prev.end + fto
             start = max(start, prev.end - profile.max_overlap_share * prev.duration, last_end[ch] + 0.2)
         start = q(start)
