@@ -248,3 +248,19 @@ def test_rules_agree_with_the_hand_labels_file():
     cor = A.rule_agreement([r["corrects_premise"] for r in rows], [A.corrects_premise(r["reply"]) for r in rows])
     assert ref["agreement"] >= 0.85 and cor["agreement"] >= 0.85
     assert ref["tp"] >= 5 and cor["tp"] >= 3  # both classes are present, so agreement is not just "always no"
+
+
+def test_table_qa_ask_is_the_question_without_its_rows_and_with_data_puts_them_back():
+    from helpers.text import augment
+
+    table = augment.sklearn_table("wine", n_rows=20, seed=0)
+    items = augment.table_qa(table, n=10, seed=1)
+    for it in items:
+        assert it["data"] in it["question"] and it["data"] not in it["ask"]
+        assert augment.kept_facts(it["ask_facts"], it["ask"]) is None  # the ask carries its own facts
+        assert it["column"] in it["ask_facts"]
+        if it["intent"] == "difference":
+            assert len(it["ask_facts"]) == 3  # the column and the two rows compared
+        joined = augment.with_data(it["ask"], it["data"])
+        assert augment.kept_facts(it["facts"], joined) is None  # with the rows attached, every fact is back
+    assert augment.with_data("Which one is biggest", "a: 1; b: 2") == "Which one is biggest: a: 1; b: 2"

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ["KEYBOARD_ROWS", "keyboard_neighbours", "add_typos", "char_error_rate", "noisy_copies",
-           "sklearn_table", "QA_TEMPLATES", "table_qa", "check_qa", "kept_facts", "load_jsonl",
+           "sklearn_table", "QA_TEMPLATES", "table_qa", "with_data", "check_qa", "kept_facts", "load_jsonl",
            "REFUSAL_TEMPLATES", "refusal_reply", "correction_reply", "safety_examples", "safety_mix",
            "is_refusal", "corrects_premise", "rule_agreement"]
 
@@ -237,7 +237,11 @@ def table_qa(table: dict[str, Any], *, n: int, seed: int = 0, rows_per_question:
 
     Every item: ``question``, ``answer`` (text), ``value`` (the number or row name the answer is about),
     ``intent`` (a key of ``templates``), ``template_id`` (index in that intent's list), ``table``,
-    ``column``, ``facts`` (row names and numbers the question mentions: what a paraphrase must keep).
+    ``column``, ``facts`` (row names and numbers the question mentions: what a paraphrase must keep),
+    ``data`` (the rows written out) and ``ask`` with ``ask_facts``: the same question without its rows (the
+    intent's first template: "Which of these has the highest proline?") and what a rewording of it must keep.
+    A small model rewords the short ``ask`` far more reliably than the whole question; attach ``data``
+    after it (:func:`with_data`).
     Intents cycle in order so each gets a near-equal share; ``template_ids`` restricts which templates
     are used (to hold some out for testing). Ties (two rows with the same extreme value) are redrawn.
     """
@@ -287,9 +291,21 @@ def table_qa(table: dict[str, Any], *, n: int, seed: int = 0, rows_per_question:
         q = templates[intent][tid].format(col=col, data=data, a=a, b=b, t=_fmt(t) if t is not None else "",
                                           c=names[-1])
         facts = names + [_fmt(v) for v in vals] + ([_fmt(t)] if t is not None else [])
+        ask_t = templates[intent][0]
+        ask = re.sub(r"\s+", " ", ask_t.replace("{data}", "")).strip().rstrip(".").strip().format(
+            col=col, a=a, b=b, t=_fmt(t) if t is not None else "", c=names[-1])
+        ask_facts = [col] + [x for x, key in ((a, "{a}"), (b, "{b}"), (names[-1], "{c}")) if key in ask_t] + \
+            ([_fmt(t)] if "{t}" in ask_t and t is not None else [])
         out.append({"question": q, "answer": answer, "value": value, "intent": intent, "template_id": tid,
-                    "table": table["name"], "column": col, "facts": facts})
+                    "table": table["name"], "column": col, "facts": facts, "data": data, "ask": ask,
+                    "ask_facts": ask_facts})
     return out
+
+
+def with_data(ask: str, data: str) -> str:
+    """A reworded ``ask`` with the rows it is about attached: "Which one has the most proline? wine 3: ...". """
+    ask = ask.strip()
+    return f"{ask} {data}" if ask.endswith(("?", ".", ":")) else f"{ask}: {data}"
 
 
 def check_qa(item: dict[str, Any]) -> str | None:
