@@ -88,11 +88,12 @@ def test_job_killed_in_a_subprocess_loses_and_duplicates_nothing(tmp_path):
     ref, _ = P.run_job(items, FACTORY, tmp_path / "ref", batch_size=4)
     out = tmp_path / "job"
     cmd = [sys.executable, "-m", "helpers.scale.pipeline", "--engine", "job", "--items", str(path), "--factory",
-           FACTORY, "--kwargs", json.dumps({"pace": 0.4}), "--out", str(out), "--batch-size", "4"]
-    # the run takes 6 x 0.4 s of steps plus start-up; kills at 1.5-3 s land mid-run
-    attempts = P.kill_and_resume(cmd, kills=2, delay=(1.5, 3.0), seed=0,
+           FACTORY, "--kwargs", json.dumps({"pace": PACE}), "--out", str(out), "--batch-size", "4"]
+    # the steps alone take 6 x 0.8 = 4.8 s, so a kill at 1-2.5 s lands before the run can end, however fast the
+    # machine starts Python (with 0.4 s steps and kills at 1.5-3 s, a fast start finished first and no kill landed)
+    attempts = P.kill_and_resume(cmd, kills=2, delay=(1.0, 2.5), seed=0,
                                  count_rows=lambda: len(P.ResumableJob(out, key="id", config=_job_config(4)).rows()))
-    assert any(a.killed for a in attempts[:-1])
+    assert all(a.killed for a in attempts[:-1]), attempts
     assert attempts[-1].returncode == 0 and not attempts[-1].killed
     rows = P.ResumableJob(out, key="id", config=_job_config(4)).rows()
     check = P.compare_rows(ref, rows)
@@ -100,7 +101,10 @@ def test_job_killed_in_a_subprocess_loses_and_duplicates_nothing(tmp_path):
 
 
 def _job_config(batch_size):
-    return {"factory": FACTORY, "factory_kwargs": {"pace": 0.4}}
+    return {"factory": FACTORY, "factory_kwargs": {"pace": PACE}}
+
+
+PACE = 0.8  # seconds of sleep per batch in the killed job (stands in for a model's time)
 
 
 def test_kill_and_resume_raises_when_the_final_run_fails(tmp_path):
