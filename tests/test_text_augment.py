@@ -1,10 +1,9 @@
 """Tests for helpers.text.augment: typo noise, table QA templates, safety mixes and the rule checks."""
-import json
-import random
 
 import pytest
 
 from helpers.core.env import data_dir
+from helpers.core.io import load_jsonl
 from helpers.text import augment as A
 
 
@@ -147,11 +146,11 @@ def test_kept_facts_matches_whole_numbers():
 
 # --------------------------------------------------------------------------- safety data
 def test_seed_files_load_and_have_what_the_builders_need():
-    u = A.load_jsonl(data_dir() / "safety_seeds.jsonl", required=("prompt", "alternative", "category"))
-    b = A.load_jsonl(data_dir() / "benign_risky.jsonl", required=("prompt",))
-    p = A.load_jsonl(data_dir() / "false_premises.jsonl", required=("question", "correction"))
-    i = A.load_jsonl(data_dir() / "instructions_small.jsonl", required=("prompt", "completion"))
-    h = A.load_jsonl(data_dir() / "reply_hand_labels.jsonl", required=("reply", "refusal", "corrects_premise"))
+    u = load_jsonl(data_dir() / "safety_seeds.jsonl", required=("prompt", "alternative", "category"))
+    b = load_jsonl(data_dir() / "benign_risky.jsonl", required=("prompt",))
+    p = load_jsonl(data_dir() / "false_premises.jsonl", required=("question", "correction"))
+    i = load_jsonl(data_dir() / "instructions_small.jsonl", required=("prompt", "completion"))
+    h = load_jsonl(data_dir() / "reply_hand_labels.jsonl", required=("reply", "refusal", "corrects_premise"))
     assert min(len(u), len(b), len(p), len(i), len(h)) >= 30
     prompts = [r["prompt"] for r in u + b + i] + [r["question"] for r in p]
     assert len(set(prompts)) == len(prompts)  # no prompt in two roles
@@ -161,10 +160,10 @@ def test_load_jsonl_errors(tmp_path):
     f = tmp_path / "x.jsonl"
     f.write_text('{"a": 1}\n\nnot json\n')
     with pytest.raises(ValueError, match=r"x.jsonl:3"):
-        A.load_jsonl(f)
+        load_jsonl(f)
     f.write_text('{"a": 1}\n')
     with pytest.raises(ValueError, match="missing"):
-        A.load_jsonl(f, required=("b",))
+        load_jsonl(f, required=("b",))
 
 
 def test_replies_have_the_shape_the_rules_check():
@@ -243,7 +242,7 @@ def test_rule_agreement_counts():
 
 def test_rules_agree_with_the_hand_labels_file():
     """The shipped hand labels: the rules must agree on most items (the notebook reports the exact numbers)."""
-    rows = A.load_jsonl(data_dir() / "reply_hand_labels.jsonl")
+    rows = load_jsonl(data_dir() / "reply_hand_labels.jsonl")
     ref = A.rule_agreement([r["refusal"] for r in rows], [A.is_refusal(r["reply"]) for r in rows])
     cor = A.rule_agreement([r["corrects_premise"] for r in rows], [A.corrects_premise(r["reply"]) for r in rows])
     assert ref["agreement"] >= 0.85 and cor["agreement"] >= 0.85

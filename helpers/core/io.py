@@ -12,16 +12,20 @@ PyPI link against CUDA builds of torch and do not import beside the CPU torch th
 on such a machine the feature is saved with ``decode=False`` (rows hold the WAV bytes) and
 :func:`load_audio` reads them as arrays with ``soundfile``. Where ``torchcodec`` works (Colab), the
 feature decodes as usual: ``ds[0]["audio"]`` is then a decoder; :func:`load_audio` handles both.
+
+:func:`load_jsonl` reads a JSON-lines file (seed files in ``data/``, a pipeline's input items) with
+errors that name the line.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import io
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_dataset", "load_dataset_dir", "load_audio", "wav_bytes", "size_category"]
+__all__ = ["save_dataset", "load_dataset_dir", "load_audio", "load_jsonl", "wav_bytes", "size_category"]
 
 _CARD_TEMPLATE = """---
 {{ card_data }}
@@ -247,6 +251,24 @@ def save_dataset(data: Any, folder: str | Path, *, title: str, summary: str, not
         license_note=license_note, sections=dict(sections or {}))
     card.save(folder / "README.md")
     return ds
+
+
+def load_jsonl(path: str | Path, *, required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file (blank lines skipped). Raises ``ValueError`` naming the line for invalid
+    JSON or a row without one of ``required``."""
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ValueError(f"{path}:{n}: missing {missing}")
+        rows.append(row)
+    return rows
 
 
 def load_dataset_dir(folder: str | Path):

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from helpers.core.io import load_jsonl
 from helpers.core.jobs import JobReport, ResumableJob
 
 BatchFn = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -191,8 +192,8 @@ def write_items(items: Sequence[dict[str, Any]], path: str | os.PathLike, *, key
 
 
 def read_items(path: str | os.PathLike) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """The items :func:`write_items` wrote (:func:`helpers.core.io.load_jsonl`: a bad line is named)."""
+    return load_jsonl(path)
 
 
 # ============================================================================ runner 1: the course's job

@@ -30,15 +30,13 @@ Three kinds of synthetic data that make a model cope with the world as it is rat
 """
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ["KEYBOARD_ROWS", "keyboard_neighbours", "add_typos", "char_error_rate", "noisy_copies",
-           "sklearn_table", "QA_TEMPLATES", "table_qa", "with_data", "check_qa", "kept_facts", "load_jsonl",
+           "sklearn_table", "QA_TEMPLATES", "table_qa", "with_data", "check_qa", "kept_facts",
            "REFUSAL_TEMPLATES", "refusal_reply", "correction_reply", "safety_examples", "safety_mix",
            "is_refusal", "corrects_premise", "rule_agreement"]
 
@@ -337,22 +335,6 @@ def kept_facts(facts: Iterable[str], text: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- safety and false premises
-def load_jsonl(path: str | Path, *, required: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file (blank lines skipped). Raises ``ValueError`` naming the line for invalid
-    JSON or a row without one of ``required``."""
-    rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        missing = [k for k in required if k not in row]
-        if missing:
-            raise ValueError(f"{path}:{n}: missing {missing}")
-        rows.append(row)
-    return rows
 
 
 #: Refusal shapes: short, says why in a few words, offers something safe instead. ``{alt}`` is the
