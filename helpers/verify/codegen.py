@@ -633,3 +633,536 @@ ROW_FEATURES = {"topic": "string", "problem": "string", "entry_point": "string",
                 "javascript_passed": "bool", "model": "string"}
 
 
+
+
+# ====================================================================== repair against trusted tests
+# The revision above checks a model against tests it wrote itself, so it can "fix" a test instead of
+# the code. Llama 3 and Self-Debugging revise against *given* tests. The functions below do that on
+# HumanEval: the official ``check`` tests are frozen (appended by us, never taken from a reply), the
+# first failing test is reported with its input, expected and actual value, and the model repairs the
+# function in a single-turn prompt. Mutants of the reference solutions give repairs whose bug is known.
+MUTATION_KINDS = ("off_by_one", "comparison", "arithmetic", "boolean", "base_case")
+_CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
+_ARITH_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add}
+_BOOL_SWAP = {ast.And: ast.Or, ast.Or: ast.And}
+
+
+def _function_node(tree: ast.Module, name: str) -> ast.FunctionDef:
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return node
+    raise ValueError(f"no top-level function {name!r} in the source")
+
+
+def _body_nodes(fn: ast.FunctionDef) -> list[ast.AST]:
+    """Every node inside ``fn``'s body, docstring excluded, in a fixed (``ast.walk``) order."""
+    body = fn.body[1:] if (fn.body and isinstance(fn.body[0], ast.Expr)
+                           and isinstance(fn.body[0].value, ast.Constant)
+                           and isinstance(fn.body[0].value.value, str)) else fn.body
+    out: list[ast.AST] = []
+    for stmt in body:
+        out.extend(ast.walk(stmt))
+    return out
+
+
+def _sites(fn: ast.FunctionDef, kind: str) -> list[tuple[ast.AST, Any]]:
+    """(node, detail) pairs where mutation ``kind`` applies, in a fixed order."""
+    nodes = _body_nodes(fn)
+    sites: list[tuple[ast.AST, Any]] = []
+    if kind == "off_by_one":
+        for n in nodes:
+            if isinstance(n, ast.Constant) and type(n.value) is int:
+                sites.append((n, "const"))
+            elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "range"
+                  and n.args and not isinstance(n.args[min(1, len(n.args) - 1)], ast.Constant)):
+                sites.append((n, "range"))
+    elif kind == "comparison":
+        sites = [(n, i) for n in nodes if isinstance(n, ast.Compare)
+                 for i, op in enumerate(n.ops) if type(op) in _CMP_SWAP]
+    elif kind == "arithmetic":
+        sites = [(n, None) for n in nodes if isinstance(n, (ast.BinOp, ast.AugAssign)) and type(n.op) in _ARITH_SWAP]
+    elif kind == "boolean":
+        sites = [(n, None) for n in nodes if isinstance(n, ast.BoolOp)]
+    elif kind == "base_case":
+        # an `if` with no `else` whose body ends in `return` or `raise`: the base case / early exit
+        for n in [fn, *nodes]:
+            for field_name in ("body", "orelse"):
+                stmts = getattr(n, field_name, None)
+                if not isinstance(stmts, list) or len(stmts) < 2:
+                    continue  # dropping the only statement would leave an empty block
+                for i, s in enumerate(stmts):
+                    if (isinstance(s, ast.If) and not s.orelse and s.body
+                            and isinstance(s.body[-1], (ast.Return, ast.Raise))):
+                        sites.append((n, (field_name, i)))
+    else:
+        raise ValueError(f"unknown mutation kind {kind!r}; use one of {MUTATION_KINDS}")
+    return sites
+
+
+def _apply(node: ast.AST, kind: str, detail: Any) -> str:
+    """Mutate ``node`` in place; returns a short description of the change."""
+    if kind == "off_by_one":
+        if detail == "const":
+            old = node.value
+            node.value = old + 1
+            return f"constant {old} -> {old + 1}"
+        i = min(1, len(node.args) - 1)  # the stop of range(stop) / range(start, stop[, step])
+        old = ast.unparse(node.args[i])
+        node.args[i] = ast.BinOp(node.args[i], ast.Add(), ast.Constant(1))
+        return f"range bound {old} -> {old} + 1"
+    if kind == "comparison":
+        old = node.ops[detail]
+        node.ops[detail] = _CMP_SWAP[type(old)]()
+        return f"{_op_text(old)} -> {_op_text(node.ops[detail])}"
+    if kind in ("arithmetic", "boolean"):
+        table = _ARITH_SWAP if kind == "arithmetic" else _BOOL_SWAP
+        old = node.op
+        node.op = table[type(old)]()
+        return f"{_op_text(old)} -> {_op_text(node.op)}"
+    field_name, i = detail
+    stmts = getattr(node, field_name)
+    dropped = stmts.pop(i)
+    return f"dropped `if {ast.unparse(dropped.test)}: ...{type(dropped.body[-1]).__name__.lower()}`"
+
+
+def _op_text(op: ast.AST) -> str:
+    return {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Add: "+", ast.Sub: "-",
+            ast.And: "and", ast.Or: "or"}[type(op)]
+
+
+@dataclass
+class Mutant:
+    """A reference solution with one deliberate bug."""
+
+    task_id: str
+    entry_point: str
+    kind: str  # one of MUTATION_KINDS
+    change: str  # what was changed, e.g. "< -> <="
+    code: str  # the mutated function (docstring kept: it is the specification)
+    original: str  # the reference function, formatted the same way (ast.unparse)
+
+
+def function_source(problem: dict[str, Any]) -> str:
+    """The reference function of a HumanEval problem (prompt + canonical solution), via ``ast.unparse``."""
+    tree = ast.parse(problem["prompt"] + problem["canonical_solution"])
+    return ast.unparse(_function_node(tree, problem["entry_point"]))
+
+
+def humaneval_context(problem: dict[str, Any]) -> str:
+    """What the prompt defines besides the function (imports, helper functions), to run a repair with."""
+    tree = ast.parse(problem["prompt"] + problem["canonical_solution"])
+    keep = [n for n in tree.body if not (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                         and n.name == problem["entry_point"])]
+    return ast.unparse(ast.Module(body=keep, type_ignores=[])) + "\n" if keep else ""
+
+
+def mutate(source: str, entry_point: str, kind: str, site: int = 0) -> tuple[str, str] | None:
+    """Apply mutation ``kind`` at its ``site``-th place in function ``entry_point`` of ``source``.
+
+    Returns ``(mutated function source, description)``, or ``None`` when the function has no such
+    site or the mutation leaves the code unchanged. Deterministic: the sites are numbered in
+    ``ast.walk`` order of the function body (the docstring is never touched). Written by hand on the
+    ``ast`` module (mutation-testing tools such as mutmut rewrite files on disk and run a test runner;
+    here we only need the mutated source).
+    """
+    tree = ast.parse(source)
+    fn = _function_node(tree, entry_point)
+    before = ast.unparse(fn)
+    sites = _sites(fn, kind)
+    if site >= len(sites):
+        return None
+    node, detail = sites[site]
+    change = _apply(node, kind, detail)
+    after = ast.unparse(ast.fix_missing_locations(fn))
+    return (after, change) if after != before else None
+
+
+def n_sites(source: str, entry_point: str, kind: str) -> int:
+    """How many places mutation ``kind`` can change in function ``entry_point``."""
+    return len(_sites(_function_node(ast.parse(source), entry_point), kind))
+
+
+def candidate_mutants(problems: Sequence[dict[str, Any]], kinds: Sequence[str] = MUTATION_KINDS, *,
+                      per_kind: int = 1, seed: int = 0) -> list[Mutant]:
+    """Up to ``per_kind`` mutants of each kind per problem, at seeded random sites.
+
+    These are candidates: a mutant may still pass the tests (an *equivalent* mutant, or one the
+    tests do not catch); :func:`failing_mutants` keeps only those the official tests reject.
+    """
+    rng = random.Random(seed)
+    out = []
+    for p in problems:
+        src = function_source(p)
+        for kind in kinds:
+            idx = list(range(n_sites(src, p["entry_point"], kind)))
+            rng.shuffle(idx)
+            got = 0
+            for i in idx:
+                m = mutate(src, p["entry_point"], kind, i)
+                if m is None:
+                    continue
+                out.append(Mutant(p["task_id"], p["entry_point"], kind, m[1], m[0], src))
+                got += 1
+                if got >= per_kind:
+                    break
+    return out
+
+
+# ---------------------------------------------------------------------- the official tests, one failure at a time
+_REPORT = "@@first-failure@@"
+_PRELUDE = f'''
+def __report(test, expected, actual):
+    import json
+    print({_REPORT!r} + json.dumps({{"input": test, "expected": expected[:300], "actual": actual[:300]}}), flush=True)
+
+def __check_eq(left, right, test):
+    try:
+        got = left()
+    except Exception as e:
+        __report(test, repr(right()), "raised " + type(e).__name__ + ": " + str(e))
+        raise
+    expected = right()
+    if not (got == expected):
+        __report(test, repr(expected), repr(got))
+        raise AssertionError(test)
+
+def __check_true(cond, test, call, call_text):
+    try:
+        ok = cond()
+    except Exception as e:
+        __report(test, "True", "raised " + type(e).__name__ + ": " + str(e))
+        raise
+    if not ok:
+        actual = "False"
+        if call is not None:
+            try:
+                actual = "False, because " + call_text + " returned " + repr(call())
+            except Exception as e:
+                actual = "False"
+        __report(test, "True", actual)
+        raise AssertionError(test)
+'''
+
+
+class _Instrument(ast.NodeTransformer):
+    """Turn each ``assert`` of the test code into a call that reports the first failure."""
+
+    def __init__(self, entry_point: str):
+        self.entry_point = entry_point
+
+    def _text(self, node: ast.AST) -> str:
+        return re.sub(r"\bcandidate\b", self.entry_point, ast.unparse(node))
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        t = node.test
+        lam = lambda e: ast.Lambda(ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), e)
+        if isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq):
+            call = ast.Call(ast.Name("__check_eq", ast.Load()),
+                            [lam(t.left), lam(t.comparators[0]), ast.Constant(self._text(t.left))], [])
+        else:
+            calls = [n for n in ast.walk(t) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                     and n.func.id == "candidate"]
+            inner = calls[0] if len(calls) == 1 else None
+            call = ast.Call(ast.Name("__check_true", ast.Load()),
+                            [lam(t), ast.Constant(self._text(t)),
+                             lam(inner) if inner is not None else ast.Constant(None),
+                             ast.Constant(self._text(inner) if inner is not None else "")], [])
+        return ast.copy_location(ast.Expr(call), node)
+
+
+def instrument_check(test_code: str, entry_point: str) -> str:
+    """HumanEval ``check`` code whose asserts report the first failing input, expected and actual value.
+
+    Each ``assert`` keeps its meaning (it fails exactly when the original would); on the first
+    failure a line ``@@first-failure@@{json}`` is printed before the ``AssertionError``.
+    """
+    tree = _Instrument(entry_point).visit(ast.parse(test_code))
+    return _PRELUDE + ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def trusted_program(problem: dict[str, Any], code: str) -> str:
+    """The program that tests ``code`` (a function) with the frozen official tests of ``problem``."""
+    return (humaneval_context(problem) + "\n" + code.rstrip() + "\n\n"
+            + instrument_check(problem["test"], problem["entry_point"]) + f"\ncheck({problem['entry_point']})\n")
+
+
+@dataclass
+class TestOutcome:
+    """How a function did against the official tests; ``first_failure`` has input / expected / actual."""
+
+    passed: bool
+    failure: str | None  # None, or a FAILURES kind
+    first_failure: dict[str, str] | None
+    result: SandboxResult | None = None
+
+
+def first_failure(result: SandboxResult) -> dict[str, str] | None:
+    """The first failing test (``input``, ``expected``, ``actual``) from a run of :func:`trusted_program`."""
+    if result.ok:
+        return None
+    for line in (result.stdout or "").splitlines():
+        if line.startswith(_REPORT):
+            return json.loads(line[len(_REPORT):])
+    if result.status in ("timed_out", "limit_hit"):
+        return {"input": "(the whole test program)", "expected": "it finishes",
+                "actual": f"stopped: {result.reason}"}
+    # an error outside an assert (a syntax error, a name error at definition time, ...)
+    tail = (result.stderr or result.reason).strip().splitlines()
+    return {"input": "(loading the function)", "expected": "no error", "actual": tail[-1] if tail else result.reason}
+
+
+def run_trusted(sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes: Sequence[str | None],
+                workers: int | None = None) -> list[TestOutcome]:
+    """Test each code (``None``: nothing usable was written) against its problem's official tests."""
+    idx = [i for i, c in enumerate(codes) if c]
+    results = sandbox.run_many([trusted_program(problems[i], codes[i]) for i in idx], workers=workers,
+                               limits=TEST_LIMITS) if idx else []
+    out = [TestOutcome(False, "no_code", {"input": "", "expected": "a function", "actual": "no code"})
+           for _ in codes]
+    for i, r in zip(idx, results):
+        kind = failure_kind(r)
+        out[i] = TestOutcome(kind is None, kind, first_failure(r), r)
+    return out
+
+
+def failing_mutants(sandbox: Sandbox, problems_by_id: dict[str, dict[str, Any]],
+                    candidates: Sequence[Mutant]) -> tuple[list[tuple[Mutant, TestOutcome]], int]:
+    """The candidates the official tests reject, with their first failure; and how many survived the tests."""
+    outs = run_trusted(sandbox, [problems_by_id[m.task_id] for m in candidates], [m.code for m in candidates])
+    kept = [(m, o) for m, o in zip(candidates, outs) if not o.passed]
+    return kept, len(candidates) - len(kept)
+
+
+# ---------------------------------------------------------------------- the repair prompt and the reply
+REPAIR_PROMPT = (
+    "This Python function fails a test.\n```python\n{code}\n```\n"
+    "Test: `{input}`\nExpected: {expected}\nGot: {actual}\n\n"
+    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block, "
+    "without the docstring."
+)
+REPAIR_PROMPT_NO_FEEDBACK = (
+    "This Python function has a bug.\n```python\n{code}\n```\n\n"
+    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block, "
+    "without the docstring."
+)
+
+
+def repair_prompt(code: str, entry_point: str, failure: dict[str, str] | None = None) -> str:
+    """Single-turn repair prompt: the function and, with ``failure``, the failing test, expected and actual value."""
+    if failure is None:
+        return REPAIR_PROMPT_NO_FEEDBACK.format(code=code.strip(), entry_point=entry_point)
+    return REPAIR_PROMPT.format(code=code.strip(), entry_point=entry_point, **failure)
+
+
+def extract_function(reply: str, entry_point: str) -> tuple[str | None, str | None]:
+    """(code, None) with the reply's definitions only, or (None, reason): ``syntax`` or ``no_code``.
+
+    Only imports, function and class definitions and simple assignments are kept; asserts, prints and
+    other top-level statements of the reply are dropped, so a reply cannot bring its own tests.
+    """
+    blocks = code_blocks(reply, PYTHON_TAGS)
+    code = "\n".join(blocks) if blocks else (reply if f"def {entry_point}" in (reply or "") else "")
+    if f"def {entry_point}" not in code:
+        return None, "no_code"
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except (SyntaxError, ValueError):
+        return None, "syntax"
+    keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                                                   ast.AsyncFunctionDef, ast.ClassDef, ast.Assign))]
+    if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == entry_point for n in keep):
+        return None, "no_code"
+    return ast.unparse(ast.Module(body=keep, type_ignores=[])) + "\n", None
+
+
+def normalise_code(code: str) -> str:
+    """Code with formatting, comments and docstrings removed (via ``ast``); whitespace-collapsed if it does not parse."""
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except (SyntaxError, ValueError):
+        return re.sub(r"\s+", " ", code).strip()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def same_code(a: str, b: str) -> bool:
+    """Whether two programs are the same code up to formatting, comments and docstrings."""
+    return normalise_code(a) == normalise_code(b)
+
+
+@dataclass
+class Repair:
+    """One repair attempt: the prompt, the reply, the function tested and its outcome."""
+
+    prompt: str
+    reply: str
+    code: str | None
+    parse_error: str | None
+    resubmissions: int  # replies rejected (and resampled) because they sent the same code back
+    outcome: TestOutcome | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return bool(self.outcome and self.outcome.passed)
+
+
+def repair(lm: Any, sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes: Sequence[str],
+           failures: Sequence[dict[str, str] | None], *, max_resamples: int = 2, max_new_tokens: int = 256,
+           temperature: float = 0.3, seed: int = 0, progress: bool = True, desc: str = "repair") -> list[Repair]:
+    """Ask ``lm`` to repair each code (``failures[i]`` None: no feedback), test with the official tests.
+
+    A reply whose function is the same code as the one it was asked to repair is rejected and
+    resampled (new seed) up to ``max_resamples`` times; the count is kept in ``resubmissions``.
+    """
+    prompts = [repair_prompt(c, p["entry_point"], f) for c, p, f in zip(codes, problems, failures)]
+    replies = [""] * len(prompts)
+    parsed: list[tuple[str | None, str | None]] = [(None, "no_code")] * len(prompts)
+    resub = [0] * len(prompts)
+    todo = list(range(len(prompts)))
+    for attempt in range(max_resamples + 1):
+        if not todo:
+            break
+        gens = lm.chat([prompts[i] for i in todo], max_new_tokens=max_new_tokens, temperature=temperature,
+                       seed=seed + 1000 * attempt, progress=progress, desc=f"{desc} (try {attempt + 1})",
+                       stop_when=code_blocks_done)
+        again = []
+        for i, g in zip(todo, gens):
+            replies[i] = g.text
+            parsed[i] = extract_function(g.text, problems[i]["entry_point"])
+            if parsed[i][0] is not None and same_code(parsed[i][0], codes[i]):
+                resub[i] += 1
+                again.append(i)
+        todo = again
+    outcomes = run_trusted(sandbox, problems, [c for c, _ in parsed])
+    return [Repair(pr, r, c, e, n, o) for pr, r, (c, e), n, o in zip(prompts, replies, parsed, resub, outcomes)]
+
+
+# ---------------------------------------------------------------------- static checks before the tests
+#: pyflakes findings that make the program wrong (not just untidy); everything else is a warning.
+LINT_ERRORS = frozenset({"syntax error", "undefined name", "undefined local", "undefined export",
+                         "duplicate argument", "return outside function", "yield outside function",
+                         "continue outside loop", "break outside loop", "default except not last",
+                         "two starred expressions", "too many expressions in starred assignment",
+                         "unexpected error"})
+
+
+def lint(code: str) -> list[str]:
+    """pyflakes findings of ``code`` as kinds ("undefined name", "unused import", "syntax error", ...).
+
+    Uses pyflakes' API (``pyflakes.api.check`` with a collecting reporter), no subprocess.
+    """
+    from pyflakes import api, reporter
+
+    kinds: list[str] = []
+
+    class _Collect(reporter.Reporter):
+        def __init__(self):
+            pass
+
+        def unexpectedError(self, filename, msg):
+            kinds.append("unexpected error")
+
+        def syntaxError(self, filename, msg, lineno, offset, text):
+            kinds.append("syntax error")
+
+        def flake(self, message):
+            kinds.append(re.sub(r"(?<!^)(?=[A-Z])", " ", type(message).__name__).lower())
+
+    api.check(code, "solution.py", _Collect())
+    return kinds
+
+
+def lint_blocks(code: str) -> bool:
+    """Whether pyflakes finds an error (:data:`LINT_ERRORS`) that makes ``code`` fail, not just a warning."""
+    return any(k in LINT_ERRORS for k in lint(code))
+
+
+# ---------------------------------------------------------------------- model-written tests against a known-good function
+TESTS_PROMPT = ("Write unit tests for this Python function: 4 lines, each one "
+                "`assert {entry_point}(...) == expected`, in one ```python code block. Do not rewrite the function.\n"
+                "```python\n{prompt}```")
+
+
+def parse_asserts(reply: str, entry_point: str, limit: int = 8) -> list[str]:
+    """The parsable one-line ``assert`` statements that call ``entry_point``, from a reply."""
+    text = "\n".join(code_blocks(reply, PYTHON_TAGS)) or reply or ""
+    out = []
+    for line in text.splitlines():
+        s = line.strip()
+        if _is_assert(s) and entry_point in s and _parses(s) and s not in out:
+            out.append(s)
+    return out[:limit]
+
+
+def asserts_program(problem: dict[str, Any], asserts: Sequence[str]) -> str:
+    """Run each assert against the reference solution; prints a JSON list of pass/fail per assert."""
+    return ("import json\n" + problem["prompt"] + problem["canonical_solution"] + "\n_ok = []\n"
+            + "".join(f"try:\n    {a}\n    _ok.append(True)\nexcept BaseException:\n    _ok.append(False)\n"
+                      for a in asserts)
+            + "print(json.dumps(_ok))\n")
+
+
+def check_tests_on_reference(sandbox: Sandbox, problems: Sequence[dict[str, Any]],
+                             tests: Sequence[Sequence[str]]) -> list[list[bool]]:
+    """For each problem, which model-written asserts the *reference* solution passes (False: the test is wrong)."""
+    idx = [i for i, t in enumerate(tests) if t]
+    res = sandbox.run_many([asserts_program(problems[i], tests[i]) for i in idx], limits=TEST_LIMITS) if idx else []
+    out: list[list[bool]] = [[] for _ in tests]
+    for i, r in zip(idx, res):
+        try:
+            out[i] = [bool(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
+        except (ValueError, IndexError):
+            out[i] = [False] * len(tests[i])  # the program itself broke: count its asserts as unusable
+    return out
+
+
+def sample_code(problem: dict[str, Any], completion: str) -> str:
+    """The definitions of a HumanEval sample (prompt + completion), or its raw text when it does not parse."""
+    text = problem["prompt"] + completion
+    code, err = extract_function("```python\n" + text + "\n```", problem["entry_point"])
+    return code if code is not None else text
+
+
+@dataclass
+class Revision:
+    """Up to k rounds of repair with feedback for one failing function (see :func:`revise`)."""
+
+    rounds: list[Repair]
+
+    @property
+    def passed_at(self) -> int | None:
+        """The round (1..k) whose repair passed the official tests, or None."""
+        return next((i + 1 for i, r in enumerate(self.rounds) if r.fixed), None)
+
+
+def revise(lm: Any, sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes: Sequence[str],
+           failures: Sequence[dict[str, str]], *, k: int = 2, seed: int = 0, progress: bool = True,
+           **repair_kwargs: Any) -> list[Revision]:
+    """Up to ``k`` single-turn repairs in a row: each round repairs the last attempt from its own first failure.
+
+    A round that brought no usable function (no code, a syntax error) keeps the previous code and failure.
+    Items that pass stop. The budget is one generation per round (plus rejected identical resubmissions).
+    """
+    revs = [Revision([]) for _ in codes]
+    cur_code, cur_fail = list(codes), list(failures)
+    active = list(range(len(codes)))
+    for rnd in range(k):
+        if not active:
+            break
+        reps = repair(lm, sandbox, [problems[i] for i in active], [cur_code[i] for i in active],
+                      [cur_fail[i] for i in active], seed=seed + rnd, progress=progress,
+                      desc=f"revision {rnd + 1}/{k}", **repair_kwargs)
+        still = []
+        for i, rep in zip(active, reps):
+            revs[i].rounds.append(rep)
+            if rep.fixed:
+                continue
+            still.append(i)
+            if rep.code is not None and rep.outcome and rep.outcome.first_failure:
+                cur_code[i], cur_fail[i] = rep.code, rep.outcome.first_failure
+        active = still
+    return revs
