@@ -349,10 +349,16 @@ def test_identical_resubmissions_are_detected_up_to_formatting_comments_and_docs
 
 def test_repair_prompt_with_and_without_feedback():
     fail = {"input": "add(0, 1)", "expected": "1", "actual": "-1"}
-    with_fb = C.repair_prompt("def add(x, y):\n    return x - y", "add", fail)
-    without = C.repair_prompt("def add(x, y):\n    return x - y", "add")
+    code = 'def add(x, y):\n    """Add x and y.\n    >>> add(2, 3)\n    5\n    """\n    return x - y'
+    with_fb = C.repair_prompt(code, "add", fail)
+    without = C.repair_prompt(code, "add")
     assert "add(0, 1)" in with_fb and "Expected: 1" in with_fb and "Got: -1" in with_fb
     assert "add(0, 1)" not in without and "Expected" not in without and "return x - y" in without
+    for prompt in (with_fb, without):  # the docstring is shown as the specification, above the code
+        spec, shown = prompt.split("```python")[0], prompt.split("```python")[1]
+        assert "Add x and y." in spec and ">>> add(2, 3)" in spec and '"""' not in shown
+    assert C.split_docstring("def f(:", "f") == ("", "def f(:")
+    assert C.split_docstring("def f():\n    return 1", "f") == ("", "def f():\n    return 1")
 
 
 def test_repair_resamples_identical_resubmissions_and_tests_with_the_official_tests(box):

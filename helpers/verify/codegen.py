@@ -14,6 +14,13 @@ The pipeline follows Llama 3's synthetic code data (Dubey et al., 2024, section 
    (:func:`translate_to_javascript`).
 6. **pass@k** with the unbiased estimator of Chen et al. (2021) on a HumanEval subset
    (:func:`helpers.core.stats.pass_at_k`, :func:`evaluate_humaneval`).
+7. **Repair against trusted tests**: HumanEval's official tests, frozen and instrumented to report
+   the first failing input, expected and actual value (:func:`run_trusted`); mutants of the
+   reference solutions made on the ``ast`` (:func:`mutate`, :func:`candidate_mutants`); a
+   single-turn repair prompt with or without that feedback, rejecting the same code sent back
+   (:func:`repair`, :func:`revise`).
+8. **Static checks** before the tests with pyflakes (:func:`lint`), and model-written tests checked
+   against the reference solution (:func:`check_tests_on_reference`).
 
 Everything that talks to a model takes a :class:`helpers.lm.generation.LM`; everything that
 runs code takes a :class:`helpers.verify.sandbox.Sandbox`. Parsing never raises: unusable replies
@@ -935,23 +942,41 @@ def failing_mutants(sandbox: Sandbox, problems_by_id: dict[str, dict[str, Any]],
 
 # ---------------------------------------------------------------------- the repair prompt and the reply
 REPAIR_PROMPT = (
-    "This Python function fails a test.\n```python\n{code}\n```\n"
+    "This Python function fails a test.\n{spec}```python\n{code}\n```\n"
     "Test: `{input}`\nExpected: {expected}\nGot: {actual}\n\n"
-    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block, "
-    "without the docstring."
+    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block."
 )
 REPAIR_PROMPT_NO_FEEDBACK = (
-    "This Python function has a bug.\n```python\n{code}\n```\n\n"
-    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block, "
-    "without the docstring."
+    "This Python function has a bug.\n{spec}```python\n{code}\n```\n\n"
+    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block."
 )
+
+
+def split_docstring(code: str, entry_point: str) -> tuple[str, str]:
+    """(docstring, code without it) of function ``entry_point``; ``("", code)`` when there is none or it does not parse."""
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+        fn = _function_node(tree, entry_point)
+    except (SyntaxError, ValueError):
+        return "", code
+    doc = ast.get_docstring(fn)
+    if not doc:
+        return "", code
+    fn.body = fn.body[1:] or [ast.Pass()]
+    return doc, ast.unparse(tree)
 
 
 def repair_prompt(code: str, entry_point: str, failure: dict[str, str] | None = None) -> str:
-    """Single-turn repair prompt: the function and, with ``failure``, the failing test, expected and actual value."""
+    """Single-turn repair prompt: the function and, with ``failure``, the failing test, expected and actual value.
+
+    The docstring (the specification) is shown as text above the code, not inside it, so the reply
+    (the code alone) stays short: a small model otherwise copies the docstring and runs out of tokens.
+    """
+    doc, body = split_docstring(code, entry_point)
+    spec = f"What it should do:\n{doc}\n\n" if doc else ""
     if failure is None:
-        return REPAIR_PROMPT_NO_FEEDBACK.format(code=code.strip(), entry_point=entry_point)
-    return REPAIR_PROMPT.format(code=code.strip(), entry_point=entry_point, **failure)
+        return REPAIR_PROMPT_NO_FEEDBACK.format(code=body.strip(), entry_point=entry_point, spec=spec)
+    return REPAIR_PROMPT.format(code=body.strip(), entry_point=entry_point, spec=spec, **failure)
 
 
 def extract_function(reply: str, entry_point: str) -> tuple[str | None, str | None]:
@@ -1012,11 +1037,13 @@ class Repair:
 
 def repair(lm: Any, sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes: Sequence[str],
            failures: Sequence[dict[str, str] | None], *, max_resamples: int = 2, max_new_tokens: int = 256,
-           temperature: float = 0.3, seed: int = 0, progress: bool = True, desc: str = "repair") -> list[Repair]:
+           temperature: float = 0.3, resample_temperature: float = 0.8, seed: int = 0, progress: bool = True,
+           desc: str = "repair") -> list[Repair]:
     """Ask ``lm`` to repair each code (``failures[i]`` None: no feedback), test with the official tests.
 
     A reply whose function is the same code as the one it was asked to repair is rejected and
-    resampled (new seed) up to ``max_resamples`` times; the count is kept in ``resubmissions``.
+    resampled (new seed, ``resample_temperature``: a small model asked again at a low temperature
+    mostly sends the same code again) up to ``max_resamples`` times; the count is kept in ``resubmissions``.
     """
     prompts = [repair_prompt(c, p["entry_point"], f) for c, p, f in zip(codes, problems, failures)]
     replies = [""] * len(prompts)
@@ -1026,8 +1053,8 @@ def repair(lm: Any, sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes:
     for attempt in range(max_resamples + 1):
         if not todo:
             break
-        gens = lm.chat([prompts[i] for i in todo], max_new_tokens=max_new_tokens, temperature=temperature,
-                       seed=seed + 1000 * attempt, progress=progress, desc=f"{desc} (try {attempt + 1})",
+        gens = lm.chat([prompts[i] for i in todo], max_new_tokens=max_new_tokens,
+                       temperature=temperature if attempt == 0 else resample_temperature, seed=seed + 1000 * attempt, progress=progress, desc=f"{desc} (try {attempt + 1})",
                        stop_when=code_blocks_done)
         again = []
         for i, g in zip(todo, gens):
@@ -1085,6 +1112,8 @@ def lint_blocks(code: str) -> bool:
 TESTS_PROMPT = ("Write unit tests for this Python function: 4 lines, each one "
                 "`assert {entry_point}(...) == expected`, in one ```python code block. Do not rewrite the function.\n"
                 "```python\n{prompt}```")
+#: Reply prefix for :data:`TESTS_PROMPT`: the reply starts with the first assert (no copy of the function).
+TESTS_PREFIX = "```python\nassert "
 
 
 def parse_asserts(reply: str, entry_point: str, limit: int = 8) -> list[str]:
