@@ -356,7 +356,10 @@ def test_repair_prompt_with_and_without_feedback():
     assert "add(0, 1)" not in without and "Expected" not in without and "return x - y" in without
     for prompt in (with_fb, without):  # the docstring is shown as the specification, above the code
         spec, shown = prompt.split("```python")[0], prompt.split("```python")[1]
-        assert "Add x and y." in spec and ">>> add(2, 3)" in spec and '"""' not in shown
+        assert "Add x and y." in spec and ">>> add(2, 3)" not in spec and '"""' not in shown
+    assert ">>> add(2, 3)" in C.repair_prompt(code, "add", examples=True)
+    assert C.without_examples("Sum it.\nFor example:\nadd(1, 2) == 3", "add") == "Sum it."
+    assert C.without_examples("Sum it.\n  add(1, 2) ➞ 3", "add") == "Sum it."
     assert C.split_docstring("def f(:", "f") == ("", "def f(:")
     assert C.split_docstring("def f():\n    return 1", "f") == ("", "def f():\n    return 1")
 

@@ -944,7 +944,8 @@ def failing_mutants(sandbox: Sandbox, problems_by_id: dict[str, dict[str, Any]],
 REPAIR_PROMPT = (
     "This Python function fails a test.\n{spec}```python\n{code}\n```\n"
     "Test: `{input}`\nExpected: {expected}\nGot: {actual}\n\n"
-    "Fix the bug. Reply with the corrected function `{entry_point}` in one ```python code block."
+    "Fix the bug so that the test gives the expected value. Reply with the corrected function `{entry_point}` "
+    "in one ```python code block."
 )
 REPAIR_PROMPT_NO_FEEDBACK = (
     "This Python function has a bug.\n{spec}```python\n{code}\n```\n\n"
@@ -966,13 +967,31 @@ def split_docstring(code: str, entry_point: str) -> tuple[str, str]:
     return doc, ast.unparse(tree)
 
 
-def repair_prompt(code: str, entry_point: str, failure: dict[str, str] | None = None) -> str:
+def without_examples(doc: str, entry_point: str) -> str:
+    """A docstring cut before its first worked example (``>>>``, "Example", or a call of ``entry_point``).
+
+    HumanEval docstrings end with examples that are tests in all but name; without them the
+    no-feedback repair sees the task in words only, and the feedback arm adds the one failing test.
+    """
+    keep = []
+    for line in doc.splitlines():
+        if re.search(r">>>|[Ee]xample|[Ff]or instance|\b" + re.escape(entry_point) + r"\s*\(", line):
+            break
+        keep.append(line)
+    return "\n".join(keep).strip()
+
+
+def repair_prompt(code: str, entry_point: str, failure: dict[str, str] | None = None, *,
+                  examples: bool = False) -> str:
     """Single-turn repair prompt: the function and, with ``failure``, the failing test, expected and actual value.
 
     The docstring (the specification) is shown as text above the code, not inside it, so the reply
     (the code alone) stays short: a small model otherwise copies the docstring and runs out of tokens.
+    Its worked examples are left out unless ``examples`` (see :func:`without_examples`).
     """
     doc, body = split_docstring(code, entry_point)
+    if doc and not examples:
+        doc = without_examples(doc, entry_point)
     spec = f"What it should do:\n{doc}\n\n" if doc else ""
     if failure is None:
         return REPAIR_PROMPT_NO_FEEDBACK.format(code=body.strip(), entry_point=entry_point, spec=spec)
@@ -1037,15 +1056,15 @@ class Repair:
 
 def repair(lm: Any, sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes: Sequence[str],
            failures: Sequence[dict[str, str] | None], *, max_resamples: int = 2, max_new_tokens: int = 256,
-           temperature: float = 0.3, resample_temperature: float = 0.8, seed: int = 0, progress: bool = True,
-           desc: str = "repair") -> list[Repair]:
+           temperature: float = 0.3, resample_temperature: float = 0.8, examples: bool = False, seed: int = 0,
+           progress: bool = True, desc: str = "repair") -> list[Repair]:
     """Ask ``lm`` to repair each code (``failures[i]`` None: no feedback), test with the official tests.
 
     A reply whose function is the same code as the one it was asked to repair is rejected and
     resampled (new seed, ``resample_temperature``: a small model asked again at a low temperature
     mostly sends the same code again) up to ``max_resamples`` times; the count is kept in ``resubmissions``.
     """
-    prompts = [repair_prompt(c, p["entry_point"], f) for c, p, f in zip(codes, problems, failures)]
+    prompts = [repair_prompt(c, p["entry_point"], f, examples=examples) for c, p, f in zip(codes, problems, failures)]
     replies = [""] * len(prompts)
     parsed: list[tuple[str | None, str | None]] = [(None, "no_code")] * len(prompts)
     resub = [0] * len(prompts)
