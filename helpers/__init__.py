@@ -34,7 +34,7 @@ with the notebooks' imports):
 | 06 math_verification | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.mathgen |
 | 07 preference_data_dpo | core.data, core.env, core.io, core.jobs, core.stats, lm.embeddings, lm.generation, text.reward, train.finetune, train.preference |
 | 08 self_improvement_flywheel | core.data, core.env, core.io, core.stats, train.finetune, train.flywheel, train.tiny |
-| 09 textbooks_are_all_you_need | core.env, core.io, core.jobs, core.stats, core.textutil, lm.embeddings, lm.generation, train.curriculum, train.textbooks, train.tiny, verify.sandbox |
+| 09 textbooks_are_all_you_need | core.env, core.io, core.jobs, core.stats, core.textutil, lm.embeddings, lm.generation, train.curriculum, train.textbooks, train.tiny, verify.codegen, verify.sandbox |
 | 10 curriculum_learning | core.env, core.io, core.stats, train.curriculum, train.flywheel, train.tiny |
 | 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, lm.embeddings, lm.generation, speech.spoken_style |
 | 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
