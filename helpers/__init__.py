@@ -26,7 +26,7 @@ with the notebooks' imports):
 | chapter | modules |
 |---|---|
 | 00 getting_started | core.display, core.env, core.jobs, core.models, lm.embeddings, lm.generation, text.diversity |
-| 01 self_instruct_diversity | core.display, core.env, core.io, core.jobs, lm.embeddings, lm.generation, text.diversity, text.selfinstruct |
+| 01 self_instruct_diversity | core.display, core.env, core.io, core.jobs, core.stats, lm.embeddings, lm.generation, text.diversity, text.selfinstruct |
 | 02 quality_filtering | core.data, core.display, core.env, core.io, core.stats, lm.embeddings, lm.generation, lm.judge, text.filters, text.reward |
 | 03 deduplication | core.data, core.display, core.env, core.io, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
 | 04 augmentation_robustness | core.display, core.env, core.io, core.jobs, core.stats, lm.generation, text.augment, text.paraphrase, train.finetune |

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers.text.diversity import distinct_n, near_duplicate_rate
+from helpers.text.diversity import _leave_one_out, distinct_n, diversity_diff, diversity_report, near_duplicate_rate
 from helpers.lm.embeddings import Embedder, cosine_matrix, mean_pairwise_cosine, normalize_rows
 
 
@@ -24,6 +24,47 @@ def test_mean_pairwise_cosine_matches_brute_force():
 def test_near_duplicate_rate():
     x = normalize_rows(np.array([[1, 0], [0.99, 0.01], [0, 1]], dtype=np.float32))
     assert near_duplicate_rate(x, 0.95) == pytest.approx(2 / 3)
+
+
+def _random_sets(seed=0, n=30):
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(40)]
+    varied = [" ".join(rng.choice(vocab, size=6)) for _ in range(n)]
+    same = [" ".join(["write", "a", "poem", "about", str(rng.choice(vocab[:3]))]) for _ in range(n)]
+    base = rng.normal(size=8)
+    emb_same = normalize_rows(base + 0.1 * rng.normal(size=(n, 8)))
+    emb_varied = normalize_rows(rng.normal(size=(n, 8)))
+    return varied, emb_varied, same, emb_same
+
+
+def test_leave_one_out_matches_recomputing_without_the_item():
+    texts, emb, _, _ = _random_sets()
+    emb = emb.copy()
+    emb[1] = normalize_rows(emb[0:1] + 0.01)[0]  # one near-duplicate pair, so the rate is not 0
+    loo = _leave_one_out(texts, emb, 0.9)
+    for i in (0, 1, 7):
+        keep = [j for j in range(len(texts)) if j != i]
+        ref = diversity_report([texts[j] for j in keep], emb[keep], 0.9)
+        for metric, values in loo.items():
+            assert values[i] == pytest.approx(ref[metric], abs=1e-6), (metric, i)
+
+
+def test_diversity_diff_finds_the_varied_set_and_not_a_copy():
+    varied, emb_varied, same, emb_same = _random_sets()
+    res = diversity_diff(varied, emb_varied, same, emb_same, seed=0)
+    for metric in ("distinct_2", "mean_pairwise_cosine"):
+        r = res[metric]
+        assert r["lo"] <= r["diff"] <= r["hi"] and r["n"] == 30
+        assert r["word"] == "A more diverse", (metric, r)
+    assert diversity_diff(same, emb_same, varied, emb_varied)["distinct_2"]["word"] == "B more diverse"
+    # two halves drawn the same way: the intervals hold 0
+    v2, e2, _, _ = _random_sets(seed=1)
+    for metric, r in diversity_diff(varied, emb_varied, v2, e2).items():
+        assert r["word"] == "not clearly different", (metric, r)
+    # unequal sizes are cut to the smaller one; too few items is an error
+    assert diversity_diff(varied, emb_varied, same[:10], emb_same[:10])["distinct_2"]["n"] == 10
+    with pytest.raises(ValueError, match="at least 4"):
+        diversity_diff(varied[:3], emb_varied[:3], same, emb_same)
 
 
 @pytest.fixture(scope="module")
