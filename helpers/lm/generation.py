@@ -171,6 +171,12 @@ class LM:
                 load the transformers model on first use (a remote server answers
                 ``next_token_logprobs`` of chosen tokens itself).
             slots: sequences a llama.cpp server decodes together, or requests in flight to a URL.
+
+        Seeds: with transformers on a CPU the same ``seed`` gives the same replies on the same machine.
+        A llama.cpp server decoding several slots does not repeat itself exactly: a sequence's numbers
+        depend on which others share its batch, so the same seed gives different samples from run to
+        run (two full runs of chapter 01 drew different instruction sets). Compare methods with
+        intervals rather than by re-running; the resumable jobs keep what was generated.
         """
         from helpers.core.models import load_causal_lm
 
