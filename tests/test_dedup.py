@@ -9,7 +9,8 @@ from helpers.text.dedup import (EDIT_KINDS, band_collisions, clustered_embedding
                            jaccard_pairs, keep_one_per_group, lsh_params, minhash_dedup, minhash_signatures,
                            normalize_text, pair_precision_recall, pair_recall, pairs_precision_recall,
                            plant_near_duplicates, s_curve, shingles, similar_pairs_clustered,
-                           similar_pairs_exact, sweep_thresholds)
+                           share_merged, sibling_pairs, similar_pairs_exact, sweep_thresholds,
+                           template_requests)
 
 TEXTS = [
     "Write a short poem about the sea and the wind at night.",
@@ -372,3 +373,34 @@ def test_paraphrase_texts_rejects_details_copied_from_custom_examples():
     lm = ScriptedLM(["What is the volcano's number of squares?", "Could you count the squares for me?"])
     out, rejected = paraphrase_texts(lm, ["How many squares are there?"] * 2, examples=examples, progress=False)
     assert out == [None, "Could you count the squares for me?"] and rejected == {"copied from an example": 1}
+
+
+def test_template_requests_are_distinct_requests_from_shared_templates(tmp_path):
+    texts, tids = template_requests()
+    assert len(texts) == len(tids) and len(set(texts)) == len(texts)
+    assert len(np.unique(tids)) >= 10 and np.bincount(tids).min() >= 2
+    # per_template draws that many fillers; exclude drops a text equal after normalisation
+    few, few_t = template_requests(per_template=3, seed=1)
+    assert np.bincount(few_t).max() == 3 and set(few) <= set(texts)
+    kept, _ = template_requests(exclude=["  what is the CAPITAL of France "])
+    assert "What is the capital of France?" in texts and "What is the capital of France?" not in kept
+    assert len(kept) == len(texts) - 1
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"templates": [{"template": "Explain {} and {}.", "fillers": ["a", "b"]}]}')
+    with pytest.raises(ValueError, match="Explain"):
+        template_requests(bad)
+
+
+def test_sibling_pairs_and_share_merged():
+    # rows 0-2 from template 0 (rows 0 and 2 one group: 2 is a copy of 0), row 3 template 1 alone, row 4 none
+    template_of = np.array([0, 0, 0, 1, -1])
+    groups = np.array([0, 1, 0, 3, 4])
+    pairs = sibling_pairs(template_of, groups)
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (1, 2)]
+    assert share_merged(np.array([0, 0, 2, 3, 4]), pairs) == 0.5
+    assert share_merged(np.arange(5), pairs) == 0.0
+    assert np.isnan(share_merged(np.arange(5), np.zeros((0, 2))))
+    # the sweep reports the same share at each threshold
+    rows = sweep_thresholds(5, np.array([[0, 1], [0, 2]]), np.array([0.7, 0.95]), groups, [0.6, 0.9],
+                            negatives=pairs)
+    assert [r["negatives_merged"] for r in rows] == [1.0, 0.0]

@@ -22,7 +22,9 @@ For evaluation, :func:`plant_near_duplicates` makes edited copies of real texts 
 whitespace edits, word swaps, synonym swaps, typos) with ground-truth group ids, and can add
 copies written elsewhere, such as real paraphrases by a language model
 (:func:`helpers.text.paraphrase.paraphrase_texts`); :func:`pair_precision_recall` / :func:`sweep_thresholds` score any
-method against them.
+method against them. :func:`template_requests` gives the hard negatives: requests that share a
+template but ask for different things (``data/dedup_templates.json``), which a good method must
+keep apart; :func:`share_merged` measures how many of those pairs a grouping merges.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ __all__ = [
     "greedy_keep", "Planted", "plant_near_duplicates", "EDIT_KINDS", "pair_precision_recall",
     "pairs_precision_recall", "group_outcome", "sweep_thresholds", "clustered_embeddings",
     "pair_recall", "jaccard_pairs", "band_collisions", "copy_recall_by_kind", "spherical_kmeans",
+    "template_requests", "sibling_pairs", "share_merged",
 ]
 
 
@@ -779,6 +782,60 @@ def plant_near_duplicates(texts: Sequence[str], n_sources: int, *, copies: int |
                    [out_k[i] for i in idx], np.asarray([pos[out_s[i]] for i in idx], dtype=np.int64), dict(skipped))
 
 
+def template_requests(path: "str | None" = None, *, per_template: int | None = None, seed: int = 0,
+                      exclude: Iterable[str] = ()) -> tuple[list[str], np.ndarray]:
+    """Requests that share a template but ask for different things: hard negatives for dedup.
+
+    Reads ``{"templates": [{"template": "Explain {} in simple terms.", "fillers": [...]}, ...]}``
+    (default ``data/dedup_templates.json``) and fills each template with ``per_template``
+    fillers drawn with ``seed`` (all when None). Texts whose normalised form is in ``exclude``
+    (for example a real prompt that already says the same thing) are left out, so every text
+    returned is a request of its own. Returns the texts and the template index of each.
+
+    A template needs a single ``{}`` slot and at least two distinct fillers; anything else
+    raises ``ValueError`` naming the template, rather than being skipped silently.
+    """
+    import json
+
+    from helpers.core.env import data_dir
+
+    spec = json.loads(open(path or data_dir() / "dedup_templates.json", encoding="utf-8").read())
+    rng = random.Random(seed)
+    banned = {normalize_text(t) for t in exclude}
+    texts: list[str] = []
+    tids: list[int] = []
+    for ti, entry in enumerate(spec["templates"]):
+        tpl, fillers = entry["template"], list(dict.fromkeys(entry["fillers"]))
+        if tpl.count("{}") != 1 or len(fillers) < 2:
+            raise ValueError(f"template {tpl!r} needs exactly one '{{}}' slot and two or more distinct fillers")
+        if per_template is not None:
+            fillers = rng.sample(fillers, min(per_template, len(fillers)))
+        for f in fillers:
+            t = tpl.format(f)
+            if normalize_text(t) not in banned:
+                texts.append(t)
+                tids.append(ti)
+    return texts, np.asarray(tids, dtype=np.int64)
+
+
+def sibling_pairs(template_of: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """All pairs of rows from the same template (``template_of >= 0``) but different true groups.
+
+    ``template_of`` gives each row's template index, or -1 for rows from no template; rows
+    planted as copies of a template text carry their source's template and group, so a copy
+    and a sibling of its source form a pair, while a copy and its own source do not.
+    """
+    t = np.asarray(template_of, dtype=np.int64)
+    g = np.asarray(groups)
+    out = []
+    for tid in np.unique(t[t >= 0]):
+        idx = np.flatnonzero(t == tid)
+        a, b = np.triu_indices(len(idx), 1)
+        keep = g[idx[a]] != g[idx[b]]
+        out.append(np.stack([idx[a][keep], idx[b][keep]], 1))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
 # --------------------------------------------------------------------------------------
 # evaluation
 # --------------------------------------------------------------------------------------
@@ -853,12 +910,14 @@ def group_outcome(keep: np.ndarray, true_groups: np.ndarray, labels: np.ndarray 
 
 
 def sweep_thresholds(n: int, pairs: np.ndarray, scores: np.ndarray, true_groups: np.ndarray,
-                     thresholds: Sequence[float]) -> list[dict]:
+                     thresholds: Sequence[float], negatives: np.ndarray | None = None) -> list[dict]:
     """Precision/recall of the grouping at each threshold, from pairs scored once.
 
     ``pairs``/``scores`` should come from one search at the lowest threshold; for each
     threshold the pairs with ``score >= t`` are grouped into components and scored with
-    :func:`pair_precision_recall` (plus the number of rows a dedup would remove).
+    :func:`pair_precision_recall` (plus the number of rows a dedup would remove). With
+    ``negatives`` (pairs known to be different requests, e.g. :func:`sibling_pairs`), each row
+    also gives ``negatives_merged``, the share of them put in one group (:func:`share_merged`).
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     scores = np.asarray(scores, dtype=float)
@@ -868,8 +927,21 @@ def sweep_thresholds(n: int, pairs: np.ndarray, scores: np.ndarray, true_groups:
         labels = connected_labels(n, sel)
         row = {"threshold": float(t), **pair_precision_recall(labels, true_groups)}
         row["removed"] = int(n - len(np.unique(labels)))
+        if negatives is not None:
+            row["negatives_merged"] = share_merged(labels, negatives)
         out.append(row)
     return out
+
+
+def share_merged(labels: np.ndarray, pairs: np.ndarray) -> float:
+    """Share of ``pairs`` whose two rows a grouping put in one group (same label).
+
+    For pairs known to be *different* requests (hard negatives) this is the false-merge
+    rate on them; NaN when there are no pairs.
+    """
+    labels = np.asarray(labels)
+    p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return float(np.mean(labels[p[:, 0]] == labels[p[:, 1]])) if len(p) else float("nan")
 
 
 def copy_recall_by_kind(labels: np.ndarray, planted: "Planted", single_only: bool = False) -> dict[str, float]:
