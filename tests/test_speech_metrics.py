@@ -189,3 +189,20 @@ def test_speaker_encoder_counts_silence():
     assert enc.last_counts["ok"] == 2 and enc.last_counts["no_speech"] == 1
     assert np.isnan(e[2]).all()
     assert M.speaker_similarity(e[:1], e[1:2])[0, 0] > 0.8
+
+
+def test_wer_diff_is_the_corpus_difference_with_a_paired_interval():
+    from helpers.speech.speech_metrics import wer, wer_diff
+
+    refs = ["the cat sat on the mat", "hello world", "one two three four", "good morning to you", ""]
+    a = ["the cat sat on a mat", "hello word", "one two three four", "good morning", "x"]
+    b = ["the cat sat on the mat", "hello world", "one two three for", "good morning to you", "y"]
+    d, lo, hi = wer_diff(refs, a, b, n_boot=500, seed=1)
+    assert math.isclose(d, wer(refs, a).wer - wer(refs, b).wer)  # the empty reference is left out of both
+    assert lo <= d <= hi and lo < hi
+    # identical systems: a zero difference with a zero-width interval; a system against a perfect one: all > 0
+    assert wer_diff(refs, a, a, n_boot=100) == (0.0, 0.0, 0.0)
+    d2, lo2, _ = wer_diff(refs[:4], ["x"] * 4, refs[:4], n_boot=200)
+    assert d2 == 1.0 and lo2 == 1.0
+    with pytest.raises(ValueError):
+        wer_diff(refs, a, b[:2])

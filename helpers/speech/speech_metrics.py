@@ -162,6 +162,38 @@ def wer(references: Sequence[str], hypotheses: Sequence[str],
     return WERResult((S + D + I) / N if N else float("nan"), S, D, I, H, N, skipped, per)
 
 
+def wer_diff(references: Sequence[str], hyp_a: Sequence[str], hyp_b: Sequence[str], *, n_boot: int = 2000,
+             alpha: float = 0.05, seed: int = 0,
+             normalize: bool | Callable[[str], str] = True) -> tuple[float, float, float]:
+    """Corpus WER of ``hyp_a`` minus that of ``hyp_b`` on the same references: ``(diff, low, high)``.
+
+    The interval is a paired percentile bootstrap over utterances: each resample draws utterances
+    with replacement and recomputes both corpus WERs (errors summed / reference words summed) on
+    the same draw, so a hard utterance counts against both systems at once. Utterances whose
+    normalised reference is empty are left out, as in :func:`wer`.
+    """
+    if not len(references) == len(hyp_a) == len(hyp_b):
+        raise ValueError(f"{len(references)} references, {len(hyp_a)} and {len(hyp_b)} hypotheses")
+    norm = _norm_fn(normalize)
+    words, err_a, err_b = [], [], []
+    for r, a, b in zip(references, hyp_a, hyp_b):
+        ref = norm(r)
+        if not ref:
+            continue
+        n = len(ref.split())
+        words.append(n)
+        err_a.append(sum(_counts(ref, norm(a))[:3]))
+        err_b.append(sum(_counts(ref, norm(b))[:3]))
+    if not words:
+        return float("nan"), float("nan"), float("nan")
+    w, ea, eb = (np.asarray(x, dtype=float) for x in (words, err_a, err_b))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(w), (n_boot, len(w)))
+    boots = (ea[idx].sum(1) - eb[idx].sum(1)) / w[idx].sum(1)
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return float((ea.sum() - eb.sum()) / w.sum()), float(lo), float(hi)
+
+
 # --------------------------------------------------------------------------- DNSMOS
 @dataclass
 class QualityScores:
