@@ -59,17 +59,20 @@ def test_finetune_learns_the_labels_leaves_the_original_alone_and_resumes_exactl
     # a run stopped after 3 steps and resumed to 6 ends where the straight run ends
     part = finetune_decoder(asr, states, texts, steps=3, batch_size=2, lr=3e-4, progress=False,
                             checkpoint_dir=tmp_path, checkpoint_every=2)
-    assert part.global_step == 3 and (tmp_path / "decoder.pt").exists()
+    (ckpt,) = tmp_path.glob("decoder-*.pt")
+    assert part.global_step == 3
     resumed = finetune_decoder(asr, states, texts, steps=6, batch_size=2, lr=3e-4, progress=False,
                                checkpoint_dir=tmp_path, checkpoint_every=2)
     assert resumed.resumed_from == 3 and resumed.steps == 3
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-4, atol=1e-5)
     a, b = straight.asr.model.get_decoder().state_dict(), resumed.asr.model.get_decoder().state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
-    # a checkpoint from other labels is refused, not mixed in
-    with pytest.raises(ValueError, match="other data"):
-        finetune_decoder(asr, states, ["a", "b"], steps=6, batch_size=2, lr=3e-4, progress=False,
-                         checkpoint_dir=tmp_path)
+    # other labels start a checkpoint of their own instead of resuming this one; fewer steps than saved is refused
+    other = finetune_decoder(asr, states, ["a", "b"], steps=2, batch_size=2, lr=3e-4, progress=False,
+                             checkpoint_dir=tmp_path)
+    assert other.resumed_from == 0 and len(list(tmp_path.glob("decoder-*.pt"))) == 2 and ckpt.exists()
+    with pytest.raises(ValueError, match="past steps"):
+        finetune_decoder(asr, states, texts, steps=4, batch_size=2, lr=3e-4, progress=False, checkpoint_dir=tmp_path)
 
 
 def test_finetune_rejects_mismatched_inputs(setup):
@@ -78,6 +81,8 @@ def test_finetune_rejects_mismatched_inputs(setup):
     asr, audios, states = setup
     with pytest.raises(ValueError, match="texts"):
         finetune_decoder(asr, states, ["only one"], steps=1)
+    with pytest.raises(ValueError, match="no clips"):
+        finetune_decoder(asr, states[:0], [], steps=1)
     # more steps than the clips fill, with batches larger than the set: every batch is full
     run = finetune_decoder(asr, states, ["one", "two"], steps=5, batch_size=3, lr=1e-6, progress=False)
     assert run.global_step == 5 and len(run.losses) == 5

@@ -111,10 +111,11 @@ def finetune_decoder(asr: Any, states: Any, texts: Sequence[str], *, steps: int 
     """Train a copy of ``asr``'s decoder on ``texts`` for the clips whose encoder ``states`` are given.
 
     The original ``asr`` is left untouched; the returned run holds a new recogniser (``run.asr``).
-    Batches are drawn with ``seed`` (a fresh permutation per epoch). With ``checkpoint_dir`` the
-    decoder, optimiser and step are saved every ``checkpoint_every`` steps and at the end; a call
-    with the same data and settings resumes from the last checkpoint (a finished run just
-    reloads), and a checkpoint made with other data or settings raises instead of being mixed in.
+    Batches are drawn with ``seed`` (a fresh permutation per pass over the clips). With
+    ``checkpoint_dir`` the decoder, optimiser and step are saved every ``checkpoint_every`` steps
+    and at the end, in a file named after a fingerprint of the labels, clip count and settings: a
+    call with the same ones resumes from the last checkpoint (a finished run just reloads), while
+    other data or settings start a checkpoint of their own instead of mixing into this one.
     """
     import torch
     from tqdm.auto import tqdm
@@ -126,6 +127,8 @@ def finetune_decoder(asr: Any, states: Any, texts: Sequence[str], *, steps: int 
         raise ValueError(f"{len(texts)} texts but {len(states)} encoder states")
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be at least 1")
+    if not len(texts):
+        raise ValueError("no clips to train on")
     labels = label_ids(asr, texts)
     model = copy.deepcopy(asr.model).float().to("cpu")
     model.train()
@@ -135,11 +138,11 @@ def finetune_decoder(asr: Any, states: Any, texts: Sequence[str], *, steps: int 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     fp = _fingerprint(texts, len(states), lr, batch_size, seed)
     start, losses = 0, []
-    ckpt = Path(checkpoint_dir) / "decoder.pt" if checkpoint_dir else None
+    ckpt = Path(checkpoint_dir) / f"decoder-{fp}.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if saved["fingerprint"] != fp:
-            raise ValueError(f"{ckpt} was made with other data or settings; delete it or use another folder")
+        if int(saved["step"]) > steps:
+            raise ValueError(f"{ckpt} is at step {saved['step']}, past steps={steps}; ask for at least that many")
         model.get_decoder().load_state_dict(saved["decoder"])
         opt.load_state_dict(saved["optimizer"])
         start, losses = int(saved["step"]), list(saved["losses"])
