@@ -30,7 +30,7 @@ with the notebooks' imports):
 | 02 quality_filtering | core.data, core.display, core.env, core.io, core.stats, lm.embeddings, lm.generation, lm.judge, text.filters, text.reward |
 | 03 deduplication | core.data, core.display, core.env, core.io, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
 | 04 augmentation_robustness | core.display, core.env, core.io, core.jobs, core.stats, lm.generation, text.augment, text.paraphrase, train.finetune |
-| 05 code_execution_feedback | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.codegen, verify.sandbox |
+| 05 code_execution_feedback | core.display, core.env, core.io, core.models, core.stats, lm.generation, lm.judge, verify.codegen, verify.sandbox |
 | 06 math_verification | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.mathgen |
 | 07 preference_data_dpo | core.data, core.env, core.io, core.jobs, core.stats, lm.embeddings, lm.generation, text.reward, train.finetune, train.preference |
 | 08 self_improvement_flywheel | core.data, core.env, core.io, core.stats, train.finetune, train.flywheel, train.tiny |

@@ -204,6 +204,13 @@ def test_evaluate_humaneval_with_a_perfect_and_a_useless_model(box):
     res = C.evaluate_humaneval(ScriptedLM(lambda m: "```python\npass\n```"), probs, box, n_samples=2, ks=(1,),
                                progress=False)
     assert res["pass@k"]["pass@1"] == 0.0 and sum(res["failures"].values()) == 4
+    # the rules template reaches the model in front of the problem; a template without the slot is refused
+    seen = []
+    C.evaluate_humaneval(ScriptedLM(lambda m: seen.append(m[-1]["content"]) or "```python\npass\n```"), probs[:1], box,
+                         n_samples=1, ks=(1,), progress=False, template=C.HUMANEVAL_RULES_PROMPT)
+    assert seen and seen[0].startswith(C.GOOD_PRACTICE_RULES) and probs[0]["prompt"] in seen[0]
+    with pytest.raises(ValueError, match="prompt"):
+        C.evaluate_humaneval(ScriptedLM(lambda m: ""), probs, box, template="no slot here")
 
 
 def test_row_features_match_verified_rows_and_an_empty_result_saves(tmp_path):

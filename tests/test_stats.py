@@ -7,7 +7,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from helpers.core.stats import auc, bootstrap_ci, bootstrap_diff, pass_at_k, proportion_ci
+from helpers.core.stats import auc, auc_ci, bootstrap_ci, bootstrap_diff, pass_at_k, proportion_ci
 
 
 # ---------------------------------------------------------------------- pass@k
@@ -163,3 +163,19 @@ def test_auc_matches_the_pairwise_count():
 
 def test_auc_without_a_score_on_one_side_is_nan():
     assert math.isnan(auc([], [1])) and math.isnan(auc([1.0], [])) and math.isnan(auc([np.nan], [1.0]))
+
+
+def test_auc_ci_matches_a_plain_resampling_loop_and_brackets_the_auc():
+    rng = np.random.default_rng(3)
+    good, bad = rng.normal(1.0, 1.0, 25), rng.normal(0.0, 1.0, 30)
+    good[:3] = bad[:3]  # ties count half
+    a, lo, hi = auc_ci(good, bad, n_boot=500, seed=7)
+    assert a == auc(good, bad) and lo < a < hi
+    # the same resamples drawn one by one give the same interval
+    r = np.random.default_rng(7)
+    gi, bi = r.integers(0, 25, (500, 25)), r.integers(0, 30, (500, 30))
+    loop = [auc(good[gi[k]], bad[bi[k]]) for k in range(500)]
+    assert np.allclose([lo, hi], np.quantile(loop, [0.025, 0.975]))
+    # a perfect separation has a degenerate interval at 1; no scores on one side gives nan
+    assert auc_ci([2.0, 3.0], [0.0, 1.0], n_boot=50) == (1.0, 1.0, 1.0)
+    assert all(math.isnan(v) for v in auc_ci([1.0], [float("nan")]))

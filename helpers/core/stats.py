@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["pass_at_k", "bootstrap_ci", "bootstrap_diff", "proportion_ci", "auc"]
+__all__ = ["pass_at_k", "bootstrap_ci", "bootstrap_diff", "proportion_ci", "auc", "auc_ci"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -126,3 +126,27 @@ def auc(scores_good: Sequence[float], scores_bad: Sequence[float]) -> float:
 
     y = np.r_[np.ones(g.size), np.zeros(b.size)]
     return float(roc_auc_score(y, np.r_[g, b]))
+
+
+def auc_ci(scores_good: Sequence[float], scores_bad: Sequence[float], *, n_boot: int = 2000, alpha: float = 0.05,
+           seed: int = 0) -> tuple[float, float, float]:
+    """:func:`auc` with a percentile bootstrap interval: ``(auc, low, high)``.
+
+    Good and bad items are resampled separately (a stratified bootstrap), so every resample keeps
+    both classes at their sizes. ``nan`` for all three when either side has no finite score.
+    """
+    g = np.asarray(scores_good, dtype=float).ravel()
+    b = np.asarray(scores_bad, dtype=float).ravel()
+    g, b = g[np.isfinite(g)], b[np.isfinite(b)]
+    if not g.size or not b.size:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    gi = rng.integers(0, g.size, (n_boot, g.size))
+    bi = rng.integers(0, b.size, (n_boot, b.size))
+    # AUC = P(good > bad) + 0.5 P(tie), from all good-bad comparisons of each resample
+    gt = (g[:, None] > b[None, :]).astype(float) + 0.5 * (g[:, None] == b[None, :])
+    counts_g = np.apply_along_axis(np.bincount, 1, gi, minlength=g.size)
+    counts_b = np.apply_along_axis(np.bincount, 1, bi, minlength=b.size)
+    boots = np.einsum("ng,gb,nb->n", counts_g, gt, counts_b) / (g.size * b.size)
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return auc(g, b), float(lo), float(hi)

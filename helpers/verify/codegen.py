@@ -567,6 +567,14 @@ def humaneval_subset(n: int, *, shortest: bool = True, seed: int = 0) -> list[di
 HUMANEVAL_PROMPT = ("Complete this Python function. Reply with the complete function in one "
                     "```python code block.\n```python\n{prompt}```")
 
+#: General rules of good programming put in front of the task, as Llama 3 did for its code SFT data
+#: ("general rules of good programming" in the generation prompt); chapter 05 measures what they change.
+GOOD_PRACTICE_RULES = ("Follow these rules of good programming: read the docstring and its examples carefully "
+                       "and make sure your code gives exactly those outputs; handle edge cases such as empty "
+                       "inputs, zero and negative numbers; keep the signature unchanged; use clear names; "
+                       "do not print or read input; import only the standard library.\n\n")
+HUMANEVAL_RULES_PROMPT = GOOD_PRACTICE_RULES + HUMANEVAL_PROMPT
+
 
 def humaneval_completion(reply: str, problem: dict[str, Any]) -> str:
     """Turn a reply into code appended to the HumanEval prompt (full function or bare body)."""
@@ -587,12 +595,16 @@ def humaneval_program(problem: dict[str, Any], completion: str) -> str:
 
 def evaluate_humaneval(lm: Any, problems: Sequence[dict[str, Any]], sandbox: Sandbox, *, n_samples: int = 5,
                        ks: Sequence[int] = (1, 5), temperature: float = 0.8, max_new_tokens: int = 256,
-                       seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                       seed: int = 0, progress: bool = True, template: str = HUMANEVAL_PROMPT) -> dict[str, Any]:
     """Sample ``n_samples`` completions per problem, run the HumanEval tests, estimate pass@k.
 
+    ``template`` is the user message, with ``{prompt}`` for the problem (e.g.
+    :data:`HUMANEVAL_RULES_PROMPT` to add general rules of good programming).
     Returns ``{"pass@k": {k: mean}, "per_problem": [...], "failures": Counter, "tokens_per_s": ...}``.
     """
-    prompts = [HUMANEVAL_PROMPT.format(prompt=p["prompt"]) for p in problems for _ in range(n_samples)]
+    if "{prompt}" not in template:
+        raise ValueError("template needs a '{prompt}' slot for the problem")
+    prompts = [template.format(prompt=p["prompt"]) for p in problems for _ in range(n_samples)]
     gens = lm.chat(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                    progress=progress, desc=f"HumanEval x{n_samples}", stop_when=code_blocks_done)
     speed = lm.last_stats.tokens_per_second
