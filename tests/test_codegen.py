@@ -420,3 +420,13 @@ def test_revise_repairs_round_after_round_from_the_new_failure(box):
     assert "x - y" in prompts[3] and "Got: -1" in prompts[3]
     assert C.sample_code(p, "    return x +\n").startswith(p["prompt"][:10])  # unparsable: raw text
     assert "def add" in C.sample_code(p, "    return x + y\n")
+
+
+def test_humaneval_source_keeps_the_context_and_one_definition():
+    p = {"prompt": "import math\n\ndef f(x):\n    \"\"\"Root.\"\"\"\n", "canonical_solution": "    return math.sqrt(x)\n",
+         "entry_point": "f"}
+    body = "    return math.sqrt(x)\n"
+    assert C.humaneval_source(p, body) == p["prompt"] + body
+    whole = "def f(x):\n    return math.sqrt(x)\n"
+    src = C.humaneval_source(p, whole)
+    assert src.count("def f(") == 1 and src.startswith("import math") and C.lint(src) == C.lint(p["prompt"] + body)

@@ -767,6 +767,15 @@ def function_source(problem: dict[str, Any]) -> str:
     return ast.unparse(_function_node(tree, problem["entry_point"]))
 
 
+def humaneval_source(problem: dict[str, Any], completion: str) -> str:
+    """The module a completion makes, without the tests: the prompt plus a bare body, or, when the
+    completion is a whole function, the prompt's context (imports, helpers) plus that function (so a
+    linter or a judge does not see the prompt's stub defined twice)."""
+    if f"def {problem['entry_point']}" in completion:
+        return humaneval_context(problem) + completion
+    return problem["prompt"] + completion
+
+
 def humaneval_context(problem: dict[str, Any]) -> str:
     """What the prompt defines besides the function (imports, helper functions), to run a repair with."""
     tree = ast.parse(problem["prompt"] + problem["canonical_solution"])
