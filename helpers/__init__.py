@@ -12,7 +12,7 @@ the stage of a synthetic-data pipeline:
 | `helpers.speech` | speech data: spoken-style rewriting, TTS (Piper, Kokoro, espeak-ng), ASR, audio, augmentation (noise, rooms, telephone, codecs), bandwidth extension, two-channel dialogue (turn timing, stereo mixing, voice activity and turn statistics), speech metrics, distilling a Whisper encoder into a small student |
 | `helpers.train` | training on synthetic data: DPO and SFT of the bundled LMs (TRL, LoRA), a tiny transformer trained from scratch, soft-label distillation (chapters 07-10, 16) |
 | `helpers.vision` | images: scenes rendered with known answers, template and model-written QA checked against them, a small VQA model (chapter 17); digits rendered from fonts, plain or domain-randomised (chapter 18) |
-| `helpers.scale` | scaling out: one pipeline as batch functions run on the course's job runner or on Ray Data, row accounting, kill-and-resume drills (chapter 19) |
+| `helpers.scale` | scaling out: one pipeline as batch functions run on the course's job runner, on Ray Data or on datatrove, row accounting, kill-and-resume drills (chapter 19) |
 
 The rule (``tests/test_layout.py``): a stage package (``text``, ``verify``, ``speech``, ``train``,
 ``vision``, ``scale``) imports only ``helpers.core``, ``helpers.lm`` and its own modules; ``lm``
@@ -44,7 +44,7 @@ with the notebooks' imports):
 | 16 distillation | core.data, core.display, core.env, core.io, core.stats, speech.audio, speech.encoder_distill, speech.spoken_style, speech.tts, train.distill |
 | 17 multimodal_synthetic_qa | core.env, core.io, core.stats, lm.generation, text.paraphrase, vision.scenes, vision.vqa |
 | 18 sim_to_real_gap | core.data, core.display, core.env, core.io, core.stats, core.twosample, lm.embeddings, lm.generation, speech.asr, speech.audio, speech.encoder_distill, speech.speech_metrics, speech.tts, vision.fontdigits |
-| 19 scaling_out | core.env, core.io, core.jobs, core.stats, lm.generation, scale.pipeline, text.dedup, verify.mathgen |
+| 19 scaling_out | core.env, core.io, core.jobs, core.stats, lm.generation, scale.datatrove_runner, scale.pipeline, text.dedup, verify.mathgen |
 """
 from __future__ import annotations
 

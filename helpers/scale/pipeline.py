@@ -1,4 +1,4 @@
-"""One pipeline, several runners: the course's resumable job and Ray Data, with kills measured.
+"""One pipeline, several runners: the course's resumable job and Ray Data (datatrove: next module), with kills measured.
 
 A pipeline here is a **factory**: a function that builds the batch function once (loading the model
 once) and returns it. The batch function takes a list of row dicts and returns the output rows
@@ -14,6 +14,9 @@ once) and returns it. The batch function takes a list of row dicts and returns t
   written rows are recorded and filtered out of the input on the next run) and
   ``resume="skip-done"`` (the course's pattern on top of Ray: read the ids already in the output
   folder, drop unreadable half-written files, filter the input before ``map_batches``).
+
+A third runner, Hugging Face datatrove's local executor, is :func:`helpers.scale.datatrove_runner.run_datatrove`
+(its own module, as it imports datatrove); :func:`main` runs it too (``--engine datatrove``).
 
 Factories are passed as ``"module:function"`` or ``"/path/to/file.py:function"`` strings, plus
 keyword arguments as JSON-like data, so a Ray actor on another machine or a fresh subprocess can
@@ -470,22 +473,30 @@ def attempts_table(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
 
 # ============================================================================ command line
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.scale.pipeline --engine job|ray ...``: one run, resumable, for kill tests."""
+    """``python -m helpers.scale.pipeline --engine job|ray|datatrove ...``: one run, resumable, for kill tests."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--engine", choices=["job", "ray"], required=True)
+    ap.add_argument("--engine", choices=["job", "ray", "datatrove"], required=True)
     ap.add_argument("--items", required=True, help="input JSON-lines file")
     ap.add_argument("--factory", required=True, help="'module:function' or '/path/file.py:function'")
     ap.add_argument("--kwargs", default="{}", help="factory keyword arguments as JSON")
-    ap.add_argument("--out", required=True, help="job folder or Ray output folder")
+    ap.add_argument("--out", required=True, help="job folder, or Ray or datatrove output folder")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--resume", default="ray", choices=["none", "ray", "skip-done"], help="Ray runner only")
     ap.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
     ap.add_argument("--actors", type=int, default=1)
+    ap.add_argument("--tasks", type=int, default=1, help="datatrove only: parts of the work (the unit of resume)")
+    ap.add_argument("--workers", type=int, default=1, help="datatrove only: tasks run at once")
     a = ap.parse_args(argv)
     kwargs = json.loads(a.kwargs)
     if a.engine == "job":
         rows, report = run_job(read_items(a.items), a.factory, a.out, factory_kwargs=kwargs, batch_size=a.batch_size)
         print(report)
+    elif a.engine == "datatrove":
+        from helpers.scale.datatrove_runner import run_datatrove
+
+        rows, dr = run_datatrove(a.items, a.factory, a.out, factory_kwargs=kwargs, batch_size=a.batch_size,
+                                 tasks=a.tasks, workers=a.workers)
+        print(dr)
     else:
         import ray
 
