@@ -6,8 +6,9 @@ import math
 import pytest
 
 from helpers.speech.spoken_style import (
-    CHECKS, REJECT_REASONS, SpokenRewriter, UnspeakableError, add_fillers, check_speakable, lm_rewrite,
-    lm_rewrite_messages, number_words, parse_lm_rewrite, rewrite, rewrite_many, summarise, to_spoken,
+    CHECKS, POLISH_REJECT_REASONS, REJECT_REASONS, LMRewrite, SpokenRewriter, UnspeakableError, add_fillers,
+    check_speakable, gate_polish, lm_polish, lm_rewrite, lm_rewrite_messages, new_names, number_words, parse_lm_rewrite,
+    polish_messages, rewrite, rewrite_many, spoken_markers, summarise, to_spoken,
 )
 from tests.fakes import ScriptedLM
 
@@ -337,3 +338,74 @@ def test_lm_rewrite_real_model() -> None:
     assert r.ok and 0 < r.new_tokens <= limit, (r.raw, r.error, r.new_tokens)
     assert check_speakable(r.text) == [], r.text  # numbers in words: speakable
     assert "cats" in r.text.lower() and "dogs" in r.text.lower(), r.text  # a rewrite of the text, not an answer
+
+
+def test_polish_messages_quote_the_rules_text() -> None:
+    msgs = polish_messages("I would like to know the time")
+    assert msgs[0]["role"] == "system" and msgs[-1]["role"] == "user"
+    assert msgs[-1]["content"].endswith('"I would like to know the time"')
+    assert len(polish_messages("x", examples=())) == 2
+    for user, assistant in zip(msgs[1:-1:2], msgs[2:-1:2]):  # the worked examples are what the gate accepts
+        src = user["content"].split("\n", 1)[1].strip('"')
+        assert gate_polish(src, LMRewrite(raw="", text=assistant["content"])).accepted, assistant["content"]
+
+
+@pytest.mark.parametrize("reply, sim, reason", [
+    (LMRewrite(raw="", error="answered"), None, "answered"),
+    (LMRewrite(raw="", text="So, can you tell me about 3 cats?"), None, "unspeakable"),
+    (LMRewrite(raw="", text="Cats?"), None, "length"),
+    (LMRewrite(raw="", text="So, can you tell me about three cats and also seven dogs and their owners and "
+                            "where they all live today?"), None, "length"),
+    (LMRewrite(raw="", text="So, can you tell me about three cats?"), 0.5, "meaning"),
+    (LMRewrite(raw="", text="Sure, here are three cats."), 0.9, "answered"),
+    (LMRewrite(raw="", text="So, can you tell me about three Persian cats?"), 0.9, "new names"),
+    (LMRewrite(raw="", text="Tell me about three cats!"), 0.99, "unchanged"),
+    (LMRewrite(raw="", text="So, can you tell me about three cats?"), 0.9, None),
+])
+def test_gate_polish_reasons(reply, sim, reason) -> None:
+    out = gate_polish("Tell me about three cats.", reply, similarity=sim, min_similarity=0.8)
+    assert out.reason == reason
+    assert reason is None or reason in POLISH_REJECT_REASONS
+    assert out.text == (reply.text if reason is None else "Tell me about three cats.")  # rejected: rules text kept
+
+
+def test_lm_polish_gates_every_reply_and_keeps_order() -> None:
+    replies = {"Tell me about three cats.": "So, can you tell me about three cats?",
+               "What is the time in Oslo.": "What's the time in 4 Oslo?",
+               "Write a poem about the sea.": "Sure! Here is a poem: " + "waves " * 36}
+    lm = ScriptedLM(lambda msgs: replies[msgs[-1]["content"].split("\n", 1)[1].strip('"')], name="fake")
+    seen = []
+
+    def sim(a, b):
+        seen.append((list(a), list(b)))
+        return [0.9] * len(a)
+
+    out = lm_polish(lm, list(replies), similarity=sim, progress=False)
+    assert [p.source for p in out] == list(replies)
+    assert [p.reason for p in out] == [None, "unspeakable", "truncated"]  # a runaway stops at the length budget
+    assert out[0].text == "So, can you tell me about three cats?" and out[0].similarity == 0.9
+    assert out[2].similarity is None and len(seen[0][0]) == 2  # only usable replies are embedded
+    assert all(not check_speakable(p.text) for p in out)
+    # the gate's length ratio caps generation
+    assert max(c["max_new_tokens"] for c in lm.calls) == math.ceil(1.6 * 6) + 12
+
+
+def test_spoken_markers() -> None:
+    m = spoken_markers("So, what's the best way? I don't know. John's car is red and you like it.")
+    assert m["contractions"] == pytest.approx(100 * 2 / 16)  # what's, don't; not the possessive John's
+    assert m["words_per_sentence"] == pytest.approx(16 / 3)
+    assert m["fillers"] == pytest.approx(1 / 3) and m["questions"] == pytest.approx(1 / 3)
+    assert m["you"] == pytest.approx(100 / 16)
+    assert spoken_markers("Well, it\u2019s fine.")["contractions"] == pytest.approx(100 / 3)
+    assert all(math.isnan(v) for v in spoken_markers("").values())
+    written, spoken = "I would like to know what is the best way to learn Python. I do not have experience.", \
+        "So, what's the best way to learn Python? I don't have experience."
+    a, b = spoken_markers(written), spoken_markers(spoken)
+    assert b["contractions"] > a["contractions"] and b["words_per_sentence"] < a["words_per_sentence"]
+    assert b["fillers"] > a["fillers"] and b["questions"] > a["questions"]
+
+
+def test_new_names() -> None:
+    src = "In Microsoft Exchange Online, will some code affect mailboxes in twitter?"
+    assert new_names(src, "So, in Microsoft Excel Online, will some code affect mailboxes on Twitter?") == ["Excel"]
+    assert new_names("i am using python", "Well, I'm using Python. Could you help?") == []  # case, "I", openers

@@ -21,6 +21,10 @@ Main entry points:
 - :func:`check_speakable`: which speakability checks a text fails (:data:`CHECKS`).
 - :func:`add_fillers`: insert fillers with a controlled probability and seed.
 - :func:`lm_rewrite_messages`, :func:`parse_lm_rewrite`, :func:`lm_rewrite`: the LM rewrite.
+- :func:`polish_messages`, :func:`gate_polish`, :func:`lm_polish`: the LM *behind* the rules, making
+  already-normalised text sound spoken; every reply passes a gate (speakable, length, meaning) or is
+  rejected with a counted reason, and the rules text is kept instead.
+- :func:`spoken_markers`: measures of spoken style (contractions, sentence length, fillers, "you", questions).
 - :func:`summarise`: counts over many results (changed, rejected by reason, checks failing).
 """
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from num2words import num2words
 
@@ -43,6 +47,8 @@ __all__ = [
     "CHECKS", "REJECT_REASONS", "FILLERS", "RewriteResult", "SpokenRewriter", "UnspeakableError",
     "rewrite", "rewrite_many", "to_spoken", "check_speakable", "is_changed", "add_fillers", "number_words",
     "normalize_inline", "summarise", "LMRewrite", "lm_rewrite_messages", "parse_lm_rewrite", "lm_rewrite",
+    "POLISH_REJECT_REASONS", "Polished", "polish_messages", "gate_polish", "lm_polish", "new_names",
+    "spoken_markers",
 ]
 
 #: The speakability checks, in the order :func:`check_speakable` reports them.
@@ -1149,11 +1155,15 @@ LM_EXAMPLES: tuple[tuple[str, str], ...] = (
 def lm_rewrite_messages(text: str, *, system: str = LM_SYSTEM,
                         examples: Sequence[tuple[str, str]] = LM_EXAMPLES) -> list[dict[str, str]]:
     """The chat for an LM rewrite of ``text``: a system rule list, few-shot pairs, then the text."""
+    return _few_shot_chat(system, examples, text, "Rewrite for speech:\n{}")
+
+
+def _few_shot_chat(system: str, examples: Sequence[tuple[str, str]], text: str, ask: str) -> list[dict[str, str]]:
+    """System turn, then each example as a user turn (``ask`` around its source) and its answer, then ``text``."""
     msgs = [{"role": "system", "content": system}]
     for src, dst in examples:
-        msgs.append({"role": "user", "content": f"Rewrite for speech:\n{src}"})
-        msgs.append({"role": "assistant", "content": dst})
-    msgs.append({"role": "user", "content": f"Rewrite for speech:\n{text}"})
+        msgs += [{"role": "user", "content": ask.format(src)}, {"role": "assistant", "content": dst}]
+    msgs.append({"role": "user", "content": ask.format(text)})
     return msgs
 
 
@@ -1207,12 +1217,16 @@ def parse_lm_rewrite(reply: str, original: str = "", *, truncated: bool = False,
 
 
 def lm_rewrite(lm: Any, texts: Sequence[str], *, batch_size: int | None = None, temperature: float = 0.0,
-               max_new_tokens: int | None = None, seed: int = 0, progress: bool = True) -> list[LMRewrite]:
+               max_new_tokens: int | None = None, seed: int = 0, progress: bool = True,
+               messages: Callable[[str], list[dict[str, str]]] = lm_rewrite_messages,
+               token_budget: tuple[float, int] = (1.6, 32)) -> list[LMRewrite]:
     """Rewrite ``texts`` with a :class:`helpers.lm.generation.LM`, batched by length.
 
-    Each batch gets a token limit sized to its longest input (about 1.6 times its tokens plus
-    32, at most 512) unless ``max_new_tokens`` is given, so one runaway reply cannot hold a
+    Each batch gets a token limit sized to its longest input (``token_budget``: 1.6 times its
+    tokens plus 32 by default, at most 512) unless ``max_new_tokens`` is given, so one runaway reply cannot hold a
     whole batch for long. Failures are kept with their reason (see :func:`parse_lm_rewrite`).
+    ``messages`` builds the chat for one text (:func:`lm_rewrite_messages`, or
+    :func:`polish_messages` for the polish step).
     """
     from tqdm.auto import tqdm
 
@@ -1230,8 +1244,9 @@ def lm_rewrite(lm: Any, texts: Sequence[str], *, batch_size: int | None = None, 
     bar = tqdm(total=len(todo), desc=f"LM rewrite ({getattr(lm, 'name', 'lm')})", disable=not progress, leave=False)
     for start in range(0, len(todo), bs):
         idx = todo[start:start + bs]
-        limit = max_new_tokens or min(512, int(math.ceil(1.6 * max(lengths[i] for i in idx))) + 32)
-        gens = lm.chat([lm_rewrite_messages(texts[i]) for i in idx], max_new_tokens=limit, temperature=temperature,
+        longest = max(lengths[i] for i in idx)
+        limit = max_new_tokens or min(512, int(math.ceil(token_budget[0] * longest)) + token_budget[1])
+        gens = lm.chat([messages(texts[i]) for i in idx], max_new_tokens=limit, temperature=temperature,
                        seed=seed, batch_size=bs, progress=False)
         for i, g in zip(idx, gens):
             res = parse_lm_rewrite(g.text, texts[i], truncated=g.finish_reason == "length")
@@ -1240,3 +1255,164 @@ def lm_rewrite(lm: Any, texts: Sequence[str], *, batch_size: int | None = None, 
         bar.update(len(idx))
     bar.close()
     return [r if r is not None else LMRewrite(raw="", error="missing") for r in out]
+
+
+# ---------------------------------------------------------------------------- LM polish behind the rules
+POLISH_SYSTEM = (
+    "You make a written request sound like something a person says out loud. Keep every fact, name and request; "
+    "add nothing new. Use contractions (I'm, don't, what's), short sentences, and at most one filler such as "
+    "\"so\", \"well\" or \"you know\". Do not answer or carry out the request. No digits, symbols, lists or "
+    "parentheses. Reply with the spoken version only."
+)
+#: Few-shot pairs: already-normalised text (what the rules produce) -> the same request said aloud.
+POLISH_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("I would like to know what is the best way to learn Python in three months. I do not have any programming "
+     "experience.",
+     "So, what's the best way to learn Python in three months? I don't have any programming experience."),
+    ("Write a short poem about the ocean, about twelve lines, in the style of Emily Dickinson.",
+     "Could you write me a short poem about the ocean? About twelve lines, in the style of Emily Dickinson."),
+    ("Write a function in Java that sorts a list of names. It should not use any library.",
+     "Can you write me a function in Java that sorts a list of names? It shouldn't use any library."),
+    ("Please explain the difference between a virus and a bacterium. It is for a school project that is due on "
+     "March fifteenth.",
+     "Well, can you explain the difference between a virus and a bacterium? It's for a school project that's due "
+     "on March fifteenth."),
+)
+#: Why :func:`gate_polish` turns an LM reply down (the first four come from :func:`parse_lm_rewrite`).
+#: ``unchanged`` is not a failure of the model's text, but there is nothing to keep either.
+POLISH_REJECT_REASONS = ("empty", "truncated", "refused", "answered", "unspeakable", "length", "new names",
+                         "meaning", "unchanged")
+_ANSWER_OPENING = re.compile(r"^\s*(?:sure|certainly|of course|absolutely|here (?:is|are|'s))\b", re.I)
+_WORD = re.compile(r"[A-Za-z][\w'\u2019-]*")
+
+
+def new_names(source: str, reply: str) -> list[str]:
+    """Capitalised words inside a sentence of ``reply`` that ``source`` lacks (in any case): a name the model
+    invented or swapped ("Exchange" -> "Excel"). Sentence-initial words and "I" do not count."""
+    have = {w.lower() for w in _WORD.findall(source)}
+    out = []
+    for m in _WORD.finditer(reply):
+        w = m.group(0)
+        before = reply[:m.start()].rstrip()
+        if not w[0].isupper() or w == "I" or w.startswith(("I'", "I\u2019")) or not before or before[-1] in ".!?:\"":
+            continue
+        if w.lower() not in have:
+            out.append(w)
+    return out
+
+
+def polish_messages(text: str, *, system: str = POLISH_SYSTEM,
+                    examples: Sequence[tuple[str, str]] = POLISH_EXAMPLES) -> list[dict[str, str]]:
+    """The chat that asks an LM to make already-normalised ``text`` sound spoken (few-shot pairs, then the text).
+
+    The text goes between quotes so a small model sees it as something to rephrase, not a request to carry out.
+    """
+    return _few_shot_chat(system, examples, text, 'Say this the way a person would say it:\n"{}"')
+
+
+@dataclass
+class Polished:
+    """One text after the polish step: ``text`` is the LM's version when ``accepted``, else the rules text."""
+
+    source: str
+    lm_text: str
+    text: str
+    reason: str | None = None
+    checks: list[str] = field(default_factory=list)
+    similarity: float | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+
+def gate_polish(source: str, reply: LMRewrite, *, similarity: float | None = None, min_similarity: float = 0.8,
+                length_ratio: tuple[float, float] = (0.6, 1.6), max_words: int = 120) -> Polished:
+    """Accept an LM polish of ``source`` (the rules text) or reject it with the first failing reason.
+
+    In order: a parse error from :func:`parse_lm_rewrite` (``empty``, ``truncated``, ``refused``,
+    ``answered``, also a reply that opens like an answer, "Sure, here are ..."); ``unspeakable``
+    (:func:`check_speakable` fails: the model put digits, symbols or markdown back); ``length``
+    (words outside ``length_ratio`` times the source's: it dropped or added content); ``new names``
+    (:func:`new_names`: a capitalised word the source does not have); ``meaning`` (``similarity`` to the source, for example an embedding cosine,
+    below ``min_similarity``; skipped when ``similarity`` is None); ``unchanged`` (the same words).
+    A rejected item keeps ``source`` as its text, so the pipeline never loses an item to the LM.
+    """
+    lm_text = reply.text if reply.ok else ""
+    out = Polished(source=source, lm_text=lm_text, text=source, similarity=similarity)
+    if not reply.ok:
+        out.reason = reply.error if reply.error in POLISH_REJECT_REASONS else "empty"
+        return out
+    out.checks = check_speakable(lm_text, max_words=max_words)
+    n_src, n_lm = len(source.split()), len(lm_text.split())
+    if _ANSWER_OPENING.match(lm_text) and not _ANSWER_OPENING.match(source):
+        out.reason = "answered"
+    elif out.checks:
+        out.reason = "unspeakable"
+    elif not length_ratio[0] * n_src <= n_lm <= length_ratio[1] * n_src + 3:
+        out.reason = "length"
+    elif new_names(source, lm_text):
+        out.reason = "new names"
+    elif similarity is not None and similarity < min_similarity:
+        out.reason = "meaning"
+    elif not is_changed(source, lm_text):
+        out.reason = "unchanged"
+    else:
+        out.text = lm_text
+    return out
+
+
+def lm_polish(lm: Any, texts: Sequence[str], *,
+              similarity: Callable[[list[str], list[str]], Sequence[float]] | None = None,
+              min_similarity: float = 0.8, length_ratio: tuple[float, float] = (0.6, 1.6), max_words: int = 120,
+              batch_size: int | None = None, seed: int = 0, progress: bool = True,
+              messages: Callable[[str], list[dict[str, str]]] = polish_messages) -> list[Polished]:
+    """Polish rules-normalised ``texts`` with ``lm`` and gate every reply (see :func:`gate_polish`).
+
+    ``similarity(sources, replies)`` returns one score per pair (for example the cosine of sentence
+    embeddings); without it the meaning check is skipped. Greedy decoding, batched by length, with a
+    token limit of ``length_ratio[1]`` times the longest text's tokens plus 12 (a longer reply would
+    fail the length check anyway; it comes back as ``truncated``).
+    """
+    # a reply longer than length_ratio[1] times the text fails the gate anyway, so generation stops about there
+    budget = (length_ratio[1], 12)
+    replies = lm_rewrite(lm, texts, batch_size=batch_size, seed=seed, progress=progress, messages=messages,
+                         token_budget=budget)
+    sims: list[float | None] = [None] * len(texts)
+    if similarity is not None:
+        idx = [i for i, r in enumerate(replies) if r.ok]
+        if idx:
+            for i, v in zip(idx, similarity([texts[i] for i in idx], [replies[i].text for i in idx])):
+                sims[i] = float(v)
+    return [gate_polish(t, r, similarity=s, min_similarity=min_similarity, length_ratio=length_ratio,
+                        max_words=max_words) for t, r, s in zip(texts, replies, sims)]
+
+
+_CONTRACTION = re.compile(r"\b(?:\w+n't|\w+'(?:re|ve|ll|m|d)|(?:it|that|what|there|here|he|she|who|where|how|"
+                          r"let|this|why|when)'s|can't|won't)\b", re.I)
+_YOU = re.compile(r"\b(?:you|your|you're|you've|you'll|you'd|yours)\b", re.I)
+_FILLER_START = re.compile(r"^(?:" + "|".join(sorted({*FILLERS, *OPENING_FILLERS}, key=len, reverse=True)) + r"),",
+                           re.I)
+
+
+def spoken_markers(text: str) -> dict[str, float]:
+    """Measures of how spoken a text reads, computed from its characters (NaN for an empty text).
+
+    - ``contractions``: contractions ("don't", "it's", "I'm") per 100 words (a possessive "John's" is not one);
+    - ``words_per_sentence``: mean sentence length in words (speech uses shorter sentences);
+    - ``fillers``: share of sentences that open with a filler from :data:`FILLERS` or "hey" and a comma;
+    - ``you``: second-person words ("you", "your", ...) per 100 words;
+    - ``questions``: share of sentences that end with a question mark.
+    """
+    text = (text if isinstance(text, str) else "").replace("\u2019", "'").strip()
+    words = text.split()
+    if not words:
+        return dict.fromkeys(("contractions", "words_per_sentence", "fillers", "you", "questions"), float("nan"))
+    sentences = [s for s in _SENT_SPLIT.split(text) if s.strip()]
+    return {
+        "contractions": 100 * len(_CONTRACTION.findall(text)) / len(words),
+        "words_per_sentence": len(words) / len(sentences),
+        "fillers": sum(bool(_FILLER_START.match(s)) for s in sentences) / len(sentences),
+        "you": 100 * len(_YOU.findall(text)) / len(words),
+        "questions": sum(s.rstrip().endswith("?") for s in sentences) / len(sentences),
+    }
