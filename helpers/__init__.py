@@ -32,11 +32,11 @@ with the notebooks' imports):
 | 04 augmentation_robustness | core.display, core.env, core.io, core.jobs, core.stats, lm.generation, text.augment, text.paraphrase, train.finetune |
 | 05 code_execution_feedback | core.display, core.env, core.io, core.models, core.stats, lm.generation, lm.judge, verify.codegen, verify.sandbox |
 | 06 math_verification | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.mathgen |
-| 07 preference_data_dpo | core.data, core.env, core.io, core.jobs, core.stats, lm.embeddings, lm.generation, text.reward, train.finetune, train.preference |
+| 07 preference_data_dpo | core.data, core.env, core.io, core.jobs, core.stats, lm.embeddings, lm.generation, text.reward, train.finetune, train.preference, verify.codegen, verify.sandbox |
 | 08 self_improvement_flywheel | core.data, core.env, core.io, core.stats, train.finetune, train.flywheel, train.tiny |
 | 09 textbooks_are_all_you_need | core.env, core.io, core.jobs, core.stats, core.textutil, lm.embeddings, lm.generation, train.curriculum, train.textbooks, train.tiny, verify.codegen, verify.sandbox |
 | 10 curriculum_learning | core.env, core.io, core.stats, train.curriculum, train.flywheel, train.tiny |
-| 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, lm.embeddings, lm.generation, speech.spoken_style |
+| 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, core.stats, lm.embeddings, lm.generation, speech.spoken_style |
 | 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 13 asr_pseudo_labelling | core.data, core.display, core.env, core.io, speech.asr, speech.asr_finetune, speech.audio, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 14 audio_augmentation_super_resolution | core.data, core.display, core.env, core.io, core.stats, speech.asr, speech.audio, speech.augment, speech.bandwidth, speech.speech_metrics, speech.spoken_style, speech.tts |

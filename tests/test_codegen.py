@@ -311,6 +311,31 @@ def test_candidate_mutants_are_seeded_and_failing_mutants_fail_the_official_test
     assert all(not o.passed and o.first_failure for _, o in kept)
 
 
+def test_reference_and_mutants_are_tested_candidates_with_a_short_prompt(box):
+    # 10 has a helper function; 23 (`return len(string)`) has nothing to mutate, so its reference stands alone
+    probs = [_problem("HumanEval/53"), _problem("HumanEval/10"), _problem("HumanEval/23")]
+    got = C.reference_and_mutants(box, probs, max_mutants=2, seed=3)
+    assert got == C.reference_and_mutants(box, probs, max_mutants=2, seed=3)
+    assert [c.problem["task_id"] for c in got] == [p["task_id"] for p in probs]
+    for c in got:
+        assert 1 <= len(c.texts) <= 3 and len(c.texts) == len(c.passed) == len(c.verdicts)
+        assert c.passed[0] and c.verdicts[0] == "passed"  # the reference passes its own tests
+        assert all(t.startswith("```python\n") and t.endswith("\n```") and '"""' not in t for t in c.texts)
+        assert len(set(c.texts)) == len(c.texts)
+        assert c.problem["entry_point"] + "(" in c.prompt and ">>>" not in c.prompt and c.prompt.endswith("block.")
+    kinds = [sum(C.n_sites(C.function_source(p), p["entry_point"], k) > 0 for k in C.MUTATION_KINDS) for p in probs]
+    assert [len(c.texts) for c in got] == [1 + min(2, k) for k in kinds] and kinds[2] == 0
+    assert any(not ok for c in got for ok in c.passed[1:])  # mutants the tests catch
+    assert all(v == "passed" or v.split(",")[0] in C.FAILURES for c in got for v in c.verdicts)
+    # a mutant the tests do not catch keeps "passed": verdicts come from running, not from being a mutant
+    add = C.reference_and_mutants(box, [_problem("HumanEval/53")], max_mutants=5, seed=0)[0]
+    for t, ok in zip(add.texts, add.passed):
+        code = t.removeprefix("```python\n").removesuffix("\n```")
+        assert ok == C.run_trusted(box, [_problem("HumanEval/53")], [code])[0].passed
+    with pytest.raises(ValueError, match="max_mutants"):
+        C.reference_and_mutants(box, probs, max_mutants=0)
+
+
 def test_official_tests_pass_the_reference_and_report_the_first_failure(box):
     probs = [_problem("HumanEval/53"), _problem("HumanEval/0"), _problem("HumanEval/10")]  # 10 has a helper
     ok = C.run_trusted(box, probs, [C.function_source(p) for p in probs])

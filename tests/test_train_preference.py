@@ -164,6 +164,20 @@ def test_sequence_logps_sum_the_reply_tokens_only(tiny_lm):
     assert one[0] == pytest.approx(got[1], abs=1e-3)  # padding in a batch changes nothing
 
 
+def test_rendered_lengths_count_what_training_sees(tiny_lm):
+    from helpers.train.finetune import render_prompt, render_reply
+
+    _, tok = tiny_lm
+    prompts, replies = [p["prompt"] for p in PAIRS], [p["chosen"] for p in PAIRS]
+    got = pf.rendered_lengths(tok, prompts, replies)
+    want = [len(tok(render_prompt(tok, p) + render_reply(tok, p, r), add_special_tokens=False)["input_ids"])
+            for p, r in zip(prompts, replies)]
+    assert np.abs(got - np.array(want)).max() <= 1  # separate tokenization may split at the join differently
+    assert (pf.rendered_lengths(tok, prompts, [r + " and more words" for r in replies]) > got).all()
+    with pytest.raises(ValueError, match="replies"):
+        pf.rendered_lengths(tok, prompts, replies[:1])
+
+
 def test_implicit_reward_eval_is_zero_against_itself_and_signed_otherwise(tiny_lm):
     import copy
 

@@ -312,6 +312,29 @@ def count_by(pairs: Iterable[Mapping[str, Any]], key: str = "source") -> dict[st
 
 
 # =============================================================================== implicit reward
+def _rendered_ids(tokenizer: Any, prompts: Sequence[Any], replies: Sequence[str],
+                  system: str | None = None) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, reply ids) of each pair, rendered and tokenized exactly as training does."""
+    from helpers.train.finetune import render_prompt, render_reply
+
+    if len(prompts) != len(replies):
+        raise ValueError(f"{len(prompts)} prompts but {len(replies)} replies")
+    return [(tokenizer(render_prompt(tokenizer, p, system), add_special_tokens=False)["input_ids"],
+             tokenizer(render_reply(tokenizer, p, r, system), add_special_tokens=False)["input_ids"])
+            for p, r in zip(prompts, replies)]
+
+
+def rendered_lengths(tokenizer: Any, prompts: Sequence[Any], replies: Sequence[str], *,
+                     system: str | None = None) -> np.ndarray:
+    """Tokens of prompt plus reply as training renders them (chat template, end-of-turn token), per pair.
+
+    Training cuts a sequence at ``max_length`` from the end, so a reply longer than that loses its tail; for a
+    pair whose chosen and rejected replies differ late (one operator in a function), compare these lengths with
+    ``max_length`` and keep only the candidates that fit.
+    """
+    return np.array([len(p) + len(r) for p, r in _rendered_ids(tokenizer, prompts, replies, system)], dtype=int)
+
+
 def sequence_logps(model: Any, tokenizer: Any, prompts: Sequence[Any], replies: Sequence[str], *,
                    system: str | None = None, batch_size: int = 16, max_length: int | None = None) -> np.ndarray:
     """Summed log-probability of each reply given its prompt, ``log pi(y | x)``, as TRL's DPO computes it.
@@ -322,14 +345,8 @@ def sequence_logps(model: Any, tokenizer: Any, prompts: Sequence[Any], replies: 
     """
     import torch
 
-    from helpers.train.finetune import render_prompt, render_reply
-
-    if len(prompts) != len(replies):
-        raise ValueError(f"{len(prompts)} prompts but {len(replies)} replies")
     rows = []
-    for p, r in zip(prompts, replies):
-        p_ids = tokenizer(render_prompt(tokenizer, p, system), add_special_tokens=False)["input_ids"]
-        r_ids = tokenizer(render_reply(tokenizer, p, r, system), add_special_tokens=False)["input_ids"]
+    for p_ids, r_ids in _rendered_ids(tokenizer, prompts, replies, system):
         ids = (p_ids + r_ids)[:max_length] if max_length else p_ids + r_ids
         rows.append((ids, len(p_ids)))
     device = next(model.parameters()).device

@@ -1235,3 +1235,70 @@ def revise(lm: Any, sandbox: Sandbox, problems: Sequence[dict[str, Any]], codes:
                 cur_code[i], cur_fail[i] = rep.code, rep.outcome.first_failure
         active = still
     return revs
+
+
+# ---------------------------------------------------------------------- preference candidates: a reference and its mutants
+CODE_TASK_PROMPT = "Write the Python function `{signature}`.\n{doc}\nReply with the function in one ```python code block."
+
+
+def code_task_prompt(problem: dict[str, Any]) -> str:
+    """A short instruction for a HumanEval problem: the function's signature and its docstring without the worked
+    examples (:func:`without_examples`). Shorter than HumanEval's own prompt, for training a small model on pairs."""
+    ep = problem["entry_point"]
+    src = function_source(problem)
+    fn = _function_node(ast.parse(src), ep)
+    signature = f"{ep}({ast.unparse(fn.args)})" + (f" -> {ast.unparse(fn.returns)}" if fn.returns else "")
+    doc = without_examples(split_docstring(src, ep)[0], ep)
+    return CODE_TASK_PROMPT.format(signature=signature, doc=doc + "\n" if doc else "")
+
+
+def code_reply(code: str) -> str:
+    """A function as an assistant reply: one ```python block."""
+    return "```python\n" + code.strip() + "\n```"
+
+
+@dataclass
+class CodeCandidates:
+    """One HumanEval problem's candidate replies (the reference first, then its mutants), each tested in the sandbox."""
+
+    problem: dict[str, Any]
+    prompt: str
+    texts: list[str]
+    passed: list[bool]
+    verdicts: list[str]  # "passed", or the failure kind and the mutation ("assertion, < -> <=")
+
+
+def reference_and_mutants(sandbox: Sandbox, problems: Sequence[dict[str, Any]], *, max_mutants: int = 3,
+                          seed: int = 0, workers: int | None = None) -> list[CodeCandidates]:
+    """Candidates for code preference pairs whose verdicts come from execution, not opinion.
+
+    For each problem: its reference function and up to ``max_mutants`` mutants (one per mutation kind at most,
+    seeded), all without the docstring (the prompt, :func:`code_task_prompt`, states the task), each run against
+    the official tests in ``sandbox``. The reference is tested like the mutants: a reference that failed, or a
+    mutant the tests do not catch, keeps its real verdict. A pair from these differs in one operator or
+    constant, the near-identical kind of pair on which DPO is known to lower the chosen reply's likelihood too
+    (Pal et al., 2024).
+    """
+    if max_mutants < 1:
+        raise ValueError(f"max_mutants must be at least 1, got {max_mutants}")
+    rng = random.Random(seed)
+    by_task: dict[str, list[Mutant]] = {}
+    for m in candidate_mutants(problems, per_kind=1, seed=seed):
+        by_task.setdefault(m.task_id, []).append(m)
+    rows: list[tuple[dict[str, Any], list[str], list[str]]] = []
+    for p in problems:
+        ms = by_task.get(p["task_id"], [])
+        ms = rng.sample(ms, min(max_mutants, len(ms)))
+        codes = [function_source(p)] + [m.code for m in ms]
+        codes = [split_docstring(c, p["entry_point"])[1] for c in codes]
+        rows.append((p, codes, ["reference"] + [m.change for m in ms]))
+    flat_p = [p for p, codes, _ in rows for _ in codes]
+    flat_c = [c for _, codes, _ in rows for c in codes]
+    outs = iter(run_trusted(sandbox, flat_p, flat_c, workers=workers))
+    result = []
+    for p, codes, what in rows:
+        got = [next(outs) for _ in codes]
+        result.append(CodeCandidates(
+            p, code_task_prompt(p), [code_reply(c) for c in codes], [o.passed for o in got],
+            ["passed" if o.passed else f"{o.failure}, {w}" for o, w in zip(got, what)]))
+    return result
