@@ -112,6 +112,27 @@ def test_dpo_with_lora_logs_rewards_and_resumes_from_its_checkpoint(tmp_path):
 
 @pytest.mark.models
 @needs_smollm
+def test_a_later_run_reuses_the_reference_log_probs_of_pairs_it_has_seen(tmp_path):
+    pairs = [{"prompt": "What is 3+3?", "chosen": "6", "rejected": "7"},  # pairs no other test trains on
+             {"prompt": "What is 5+2?", "chosen": "7", "rejected": "8"}]
+    extra = {"prompt": "What is 6+1?", "chosen": "7", "rejected": "5"}
+    run = dict(FAST, max_steps=1, save_every=0)
+    before = finetune.ref_logps_cache_info()
+    first = finetune.dpo("smollm2-135m", pairs, output_dir=tmp_path / "a", **run)
+    mid = finetune.ref_logps_cache_info()
+    assert mid["computed"] - before["computed"] == 2 and mid["reused"] == before["reused"]
+    # a second run with one new pair, in another order: two reused, one computed, each in its own row
+    second = finetune.dpo("smollm2-135m", [extra] + pairs[::-1], output_dir=tmp_path / "b", **dict(run, batch_size=3))
+    after = finetune.ref_logps_cache_info()
+    assert after["computed"] - mid["computed"] == 1 and after["reused"] - mid["reused"] == 2
+    # the policy starts as the reference, so a first loss of log 2 means every pair got its own reference values
+    assert first.losses[0] == pytest.approx(math.log(2), abs=1e-4)
+    assert second.losses[0] == pytest.approx(math.log(2), abs=1e-4)
+    assert second.log_history[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-4)
+
+
+@pytest.mark.models
+@needs_smollm
 def test_rerunning_a_finished_run_loads_it_without_another_step(tmp_path):
     # 3 pairs in batches of 2: 2 steps per epoch, so step 3 ends mid-epoch, where transformers' train()
     # would take a 4th step before checking max_steps
