@@ -154,3 +154,23 @@ def test_reword_keeps_everything_but_the_wording():
                for _, qa in new)
     with pytest.raises(ValueError, match="no wordings"):
         V.reword(pairs, {"count": ["How many {shapes}?"]}, seed=0)
+
+
+def test_to_template_rejects_numbers_and_questions_moved_out_of_the_picture():
+    circle = {"shape": "circle"}
+    assert V.to_template("What is the color of the circle 4?", circle) == (None, "extra attribute")
+    assert V.to_template("What colour is the circle with two corners?", circle) == (None, "extra attribute")
+    assert V.to_template("How many circles are there in the world?", {"shapes": "circles"}) == (None, "other setting")
+    assert V.to_template("Is there a red circle on the wall?", {"colour": "red", "shape": "circle"}) == (
+        None, "other setting")
+    assert V.to_template("Which digit is in the top left of the tower?", {"position": "top left"},
+                         allowed=["which", "digit"]) == (None, "other setting")
+    # the picture, a part of it or a slot may follow "in the" / "of the"
+    assert V.to_template("What is the colour of the circle in the picture?", circle) == (
+        "What is the colour of the {shape} in the picture?", None)
+    assert V.to_template("Is there a red circle in this image?", {"colour": "red", "shape": "circle"}) == (
+        "Is there a {colour} {shape} in this image?", None)
+    # "number" asks for the same thing as "digit" where the original said "digit", and nowhere else
+    assert V.to_template("What number is in the top-left corner?", {"position": "top left"},
+                         allowed=["which", "digit"]) == ("What number is in the {position} corner?", None)
+    assert V.to_template("What number is the circle?", circle, allowed=["what", "colour"]) == (None, "extra attribute")

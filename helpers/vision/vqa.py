@@ -32,7 +32,7 @@ import numpy as np
 
 from helpers.vision.scenes import COLOURS, POSITIONS, SHAPES, KINDS, Scene
 
-__all__ = ["QTYPES", "TEMPLATES", "HELD_OUT_WORDINGS", "ANSWERS", "QA_INSTRUCTIONS", "QA_SYSTEM", "QA", "slot_values",
+__all__ = ["QTYPES", "TEMPLATES", "HELD_OUT_WORDINGS", "ANSWERS", "PICTURE_WORDS", "REWORD_SYSTEM", "REWORD_EXAMPLES", "QA_INSTRUCTIONS", "QA_SYSTEM", "QA", "slot_values",
            "template_qa", "fill", "to_template", "normalize_answer", "true_answer", "check_qa", "qa_prompts",
            "make_questions", "reword", "Vocab", "VQANet", "train_vqa", "predict", "accuracy"]
 
@@ -146,11 +146,28 @@ def _wording_slots(wording: str) -> set[str]:
 
 
 def _attribute_words() -> dict[str, str]:
-    """Every word that names a kind, colour or cell part -> the slot family it belongs to."""
+    """Every word that names a kind, colour, cell part or number -> the slot family it belongs to."""
     words = {k: "kind" for k in KINDS} | {p: "kind" for p in _PLURAL.values()}
     words |= {c: "colour" for c in COLOURS} | {w: "position" for w in _POSITION_WORDS}
-    words |= {"number": "kind", "numbers": "kind", "numeral": "kind", "numerals": "kind"}
+    words |= {w: "kind" for w in _DIGIT_SYNONYMS}
+    words |= {w: "number" for w in _NUMBER_WORDS} | {str(i): "number" for i in range(10)}
     return words
+
+
+#: words that ask for the same thing as "digit": allowed in a rewording of a wording that says "digit"
+_DIGIT_SYNONYMS = ("number", "numbers", "numeral", "numerals")
+#: what a phrase "in/on/at/of the ..." may name in a question about the picture: the picture or a part of it
+PICTURE_WORDS = frozenset("""picture pictures image images drawing scene grid canvas photo frame illustration
+    cell cells corner corners part parts side sides area region spot square quarter section box panel half""".split())
+_PLACE_PHRASE = re.compile(r"\b(?:in|on|at|of|inside|within|across|from)\s+(?:the|a|an|this|that|our|my|your)\s+"
+                           r"(\w+)(?=(?:[\s-]+(\w+))?)", re.I)
+
+
+def _other_setting(wording: str) -> bool:
+    """Whether a phrase such as "on the wall" names something other than the picture, a part of it or a slot."""
+    text = re.sub(r"\{\w+\}", "SLOT", wording)
+    return any(not ({m.group(1), m.group(2)} & {"SLOT"} or {(m.group(1) or "").lower(), (m.group(2) or "").lower()}
+                    & PICTURE_WORDS) for m in _PLACE_PHRASE.finditer(text))
 
 
 def to_template(paraphrase: str, slots: Mapping[str, str], *,
@@ -160,11 +177,14 @@ def to_template(paraphrase: str, slots: Mapping[str, str], *,
     Every slot value (e.g. ``colour="red"``, ``shape="circle"``) must appear exactly once as whole
     words (case-insensitive; "bottom-left" matches "bottom left"); it is replaced by ``{colour}``, ``{shape}``. Reasons: ``"lost <slot>"``
     (the rewording dropped or changed it, e.g. "circle" became "round shape"), ``"repeated <slot>"``,
-    ``"extra attribute"`` (another kind, colour or cell word remains, e.g. "What colour is that blue
-    {shape}?", which would change the question or give away the answer once other values are filled
-    in; words in ``allowed``, such as "digit" in the original wording "Which digit is in the
-    {position}?", do not count), ``"not a question"`` (no question mark and no
-    imperative such as "Count ..."/"Tell ..."), ``"braces"`` (the text holds ``{`` or ``}``).
+    ``"extra attribute"`` (another kind, colour, cell word or number remains, e.g. "What colour is that blue
+    {shape}?" or "What colour is the {shape} 4?", which would change the question or give away the answer
+    once other values are filled in; words in ``allowed``, such as "digit" in the original wording "Which
+    digit is in the {position}?", do not count, and "digit" allows its synonyms "number" and "numeral"),
+    ``"other setting"`` (a phrase such as "in the world", "on a map" or "on the wall" moves the question
+    out of the picture: after in/on/at/of and an article, only :data:`PICTURE_WORDS` or a slot may follow),
+    ``"not a question"`` (no question mark and no imperative such as "Count ..."/"Tell ..."), ``"braces"``
+    (the text holds ``{`` or ``}``).
     """
     text = " ".join(paraphrase.split())
     if "{" in text or "}" in text:
@@ -188,8 +208,12 @@ def to_template(paraphrase: str, slots: Mapping[str, str], *,
     rest = re.sub(r"\{\w+\}", " ", out).lower()
     vocab = _attribute_words()
     ok = {w.lower() for w in allowed}
-    if any(w in vocab and w not in ok for w in re.findall(r"[a-z]+", rest)):
+    if "digit" in ok or "digits" in ok:
+        ok |= set(_DIGIT_SYNONYMS)
+    if any(w in vocab and w not in ok for w in re.findall(r"[a-z]+|\d+", rest)):
         return None, "extra attribute"
+    if _other_setting(out):
+        return None, "other setting"
     if not out.rstrip().endswith("?") and not re.match(r"^(count|tell|name|say|give|list|read|identify|state|"
                                                         r"determine|find|please|describe|specify)\b", out, re.I):
         return None, "not a question"
@@ -310,6 +334,18 @@ def check_qa(scene: Scene, qtype: str, question: Any, answer: Any) -> dict[str, 
 
 QA_SYSTEM = ("You write question-answer pairs about a picture you cannot see, using only its description. "
              "Reply with one JSON object {\"question\": ..., \"answer\": ...} and nothing else.")
+#: the instruction for rewording a question about a picture (used with chapter 03's ``paraphrase_texts``)
+REWORD_SYSTEM = ("Reword each question about a picture: different words and sentence structure, same meaning. "
+                 "Keep every object, colour and place it names, add nothing else, and never answer it. "
+                 "Reply with the reworded question only.")
+#: worked examples for :data:`REWORD_SYSTEM`, written for this course about other kinds of picture question (none
+#: counts, names a colour, asks whether something is there, where it is or which digit), so that they show the
+#: task without handing over wordings for the five types; their topic words are rejected if copied
+REWORD_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("Is the kitten asleep?", "Does the kitten look like it is sleeping?"),
+    ("What is the woman holding?", "What has the woman got in her hands?"),
+    ("How tall is the ladder?", "What height does the ladder reach?"),
+)
 #: what each question type asks for, as told to the model
 QA_INSTRUCTIONS: dict[str, str] = {
     "count": "a question asking how many objects of one shape there are; the answer is a number",
