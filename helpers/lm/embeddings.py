@@ -3,6 +3,8 @@
 >>> emb = Embedder.load()                 # "minilm", a hub id or a local folder
 >>> X = emb.encode(["a cat", "a kitten", "tax law"])   # (3, 384), unit length
 >>> cosine_matrix(X, X)
+
+:class:`LMEmbedder` gives features from one layer of a causal language model instead (chapter 09's filter).
 """
 from __future__ import annotations
 
@@ -112,6 +114,107 @@ class Embedder:
         self.last_seconds = time.perf_counter() - t0
         return out
 
+
+
+class _Stop(Exception):
+    """Raised by a forward hook to end the forward pass once the chosen layer has run."""
+
+
+class LMEmbedder:
+    """Mean-pooled hidden states of one layer of a causal language model, as frozen features for a small head.
+
+    phi-1's quality filter (Gunasekar et al., 2023) trained its classifier on the embeddings of a pretrained
+    code model rather than of a sentence model. sentence-transformers only exposes a model's last layer;
+    chapter 09 measured that a *middle* layer of SmolLM2-135M carries what the educational-value annotations
+    need (a classifier trained on 100 annotations, scored against 50 hand labels: Spearman +0.38 to +0.40 from
+    the middle layer, -0.28 to +0.02 from MiniLM, +0.08 to +0.37 from the last layer, 2026-12-03), so this is
+    written by hand: a forward hook keeps the output of block ``layer`` (``"middle"``: half of them, ``"last"``:
+    all, before the final norm; or a number of blocks) and stops the pass there, so the blocks above it cost
+    nothing. Texts are sorted by length before batching (less
+    padding) and padding is left out of the mean. Vectors are not normalised; put a ``StandardScaler`` first.
+
+    >>> emb = LMEmbedder.load("smollm2-135m")        # a bundled short name, a hub id or a local path
+    >>> X = emb.encode(["def add(a, b):\n    return a + b"])   # (1, 576)
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "", layer: int | str = "middle",
+                 max_length: int = 128) -> None:
+        layers = self._layers(model)
+        n = len(layers)
+        index = n // 2 if layer == "middle" else n if layer == "last" else layer
+        if not isinstance(index, int) or not 1 <= index <= n:
+            raise ValueError(f"layer must be 'middle', 'last' or 1..{n} (the number of blocks to run); got {layer!r}")
+        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.layer, self.n_layers, self.max_length = index, n, max_length
+        self.last_seconds = 0.0
+        self._block = layers[index - 1]
+
+    @staticmethod
+    def _layers(model: Any) -> Any:
+        base = getattr(model, "model", model)
+        layers = getattr(base, "layers", None)
+        if layers is None:
+            raise ValueError(f"{type(model).__name__} has no .model.layers: not a decoder this class knows")
+        return layers
+
+    @classmethod
+    def load(cls, name: str = "smollm2-135m", *, layer: int | str = "middle", max_length: int = 128,
+             device: str | None = None) -> "LMEmbedder":
+        """Load a bundled LM short name, a hub id or a local path (through ``load_causal_lm``)."""
+        from helpers.core.models import load_causal_lm
+
+        model, tok = load_causal_lm(name, device=device)
+        return cls(model, tok, name=name, layer=layer, max_length=max_length)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16, progress: bool = False) -> np.ndarray:
+        """``(len(texts), dim)`` float32: each text's first ``max_length`` tokens, mean-pooled at the layer.
+
+        A non-string is a ``TypeError`` (no silent "None" text); an empty string is a ``ValueError``.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        texts = list(texts)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"LMEmbedder.encode takes strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+        if any(not t for t in texts):
+            raise ValueError("LMEmbedder.encode got an empty text")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        kept: list[Any] = []
+
+        def hook(_module, _args, output):
+            kept.append(output[0] if isinstance(output, tuple) else output)
+            raise _Stop
+
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "right"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        handle = self._block.register_forward_hook(hook)
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                for s in tqdm(range(0, len(texts), batch_size), disable=not progress, desc=f"{self.name} layer {self.layer}"):
+                    idx = order[s:s + batch_size]
+                    batch = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
+                                           max_length=self.max_length).to(self.model.device)
+                    kept.clear()
+                    try:
+                        self.model(**batch, use_cache=False)
+                    except _Stop:
+                        pass
+                    mask = batch["attention_mask"].unsqueeze(-1).to(kept[0].dtype)
+                    out[idx] = ((kept[0] * mask).sum(1) / mask.sum(1)).float().cpu().numpy()
+        finally:
+            handle.remove()
+            self.tokenizer.padding_side = side
+        self.last_seconds = time.perf_counter() - t0
+        return out
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """Scale each row to unit length (zero rows stay zero)."""
