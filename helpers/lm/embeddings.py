@@ -115,7 +115,6 @@ class Embedder:
         return out
 
 
-
 class _Stop(Exception):
     """Raised by a forward hook to end the forward pass once the chosen layer has run."""
 
@@ -130,8 +129,7 @@ class LMEmbedder:
     the middle layer, -0.28 to +0.02 from MiniLM, +0.08 to +0.37 from the last layer, 2026-12-03), so this is
     written by hand: a forward hook keeps the output of block ``layer`` (``"middle"``: half of them, ``"last"``:
     all, before the final norm; or a number of blocks) and stops the pass there, so the blocks above it cost
-    nothing. Texts are sorted by length before batching (less
-    padding) and padding is left out of the mean. Vectors are not normalised; put a ``StandardScaler`` first.
+    nothing. Texts are sorted by length before batching (less padding) and padding is left out of the mean. Vectors are not normalised; put a ``StandardScaler`` first.
 
     >>> emb = LMEmbedder.load("smollm2-135m")        # a bundled short name, a hub id or a local path
     >>> X = emb.encode(["def add(a, b):\n    return a + b"])   # (1, 576)
@@ -215,6 +213,7 @@ class LMEmbedder:
             self.tokenizer.padding_side = side
         self.last_seconds = time.perf_counter() - t0
         return out
+
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """Scale each row to unit length (zero rows stay zero)."""

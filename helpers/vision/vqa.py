@@ -32,7 +32,8 @@ import numpy as np
 
 from helpers.vision.scenes import COLOURS, POSITIONS, SHAPES, KINDS, Scene
 
-__all__ = ["QTYPES", "TEMPLATES", "HELD_OUT_WORDINGS", "ANSWERS", "PICTURE_WORDS", "REWORD_SYSTEM", "REWORD_EXAMPLES", "QA_INSTRUCTIONS", "QA_SYSTEM", "QA", "slot_values",
+__all__ = ["QTYPES", "TEMPLATES", "HELD_OUT_WORDINGS", "ANSWERS", "PICTURE_WORDS", "REWORD_SYSTEM", "REWORD_EXAMPLES",
+           "QA_INSTRUCTIONS", "QA_SYSTEM", "QA", "slot_values",
            "template_qa", "fill", "to_template", "normalize_answer", "true_answer", "check_qa", "qa_prompts",
            "make_questions", "reword", "Vocab", "VQANet", "train_vqa", "predict", "accuracy"]
 
