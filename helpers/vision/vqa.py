@@ -165,10 +165,15 @@ _PLACE_PHRASE = re.compile(r"\b(?:in|on|at|of|inside|within|across|from)\s+(?:th
 
 
 def _other_setting(wording: str) -> bool:
-    """Whether a phrase such as "on the wall" names something other than the picture, a part of it or a slot."""
-    text = re.sub(r"\{\w+\}", "SLOT", wording)
-    return any(not ({m.group(1), m.group(2)} & {"SLOT"} or {(m.group(1) or "").lower(), (m.group(2) or "").lower()}
-                    & PICTURE_WORDS) for m in _PLACE_PHRASE.finditer(text))
+    """Whether a phrase such as "on the wall" names something other than the picture, a part of it or a slot.
+
+    The one or two words after the article are read ("in the {position} corner", "of the whole picture")."""
+    text = re.sub(r"\{\w+\}", "SLOT", wording)  # upper case: "slot" written in a rewording stays a word
+    for m in _PLACE_PHRASE.finditer(text):
+        words = [w for w in m.groups() if w]
+        if "SLOT" not in words and not {w.lower() for w in words} & PICTURE_WORDS:
+            return True
+    return False
 
 
 def to_template(paraphrase: str, slots: Mapping[str, str], *,
