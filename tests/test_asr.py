@@ -228,6 +228,33 @@ def test_faster_whisper_backend_agrees():
     assert all(not math.isnan(o.avg_logprob) for o in out)
 
 
+@needs_tiny
+@needs_clips
+@pytest.mark.models
+def test_beam_search_with_fallback_reaches_faster_whisper(monkeypatch, tiny):
+    """beam_size and fallback go to faster-whisper's own decoder; the transformers back end refuses them."""
+    pytest.importorskip("faster_whisper")
+    from helpers.speech.speech_metrics import wer
+
+    fw = R.ASR.load("whisper-tiny.en", backend="faster-whisper", compute_type="int8")
+    files = sorted(LIBRIVOX.glob("*.wav"))[1:2]
+    seen = []
+    real_transcribe = fw.model.transcribe
+
+    def spy(audio, **kw):
+        seen.append(kw)
+        return real_transcribe(audio, **kw)
+
+    monkeypatch.setattr(fw.model, "transcribe", spy)
+    out = fw.transcribe(files, progress=False, beam_size=5, fallback=True)
+    assert seen[0]["beam_size"] == 5 and seen[0]["temperature"][0] == 0.0 and len(seen[0]["temperature"]) > 1
+    assert wer([_references()[f.stem] for f in files], [o.text for o in out]).wer < 0.3
+    fw.transcribe(files, progress=False)
+    assert seen[1]["beam_size"] == 1 and seen[1]["temperature"] == 0.0  # greedy by default
+    with pytest.raises(ValueError, match="faster-whisper"):
+        tiny.transcribe(files, progress=False, beam_size=5)
+
+
 def test_unknown_backend_and_offline_hub_id():
     with pytest.raises(ValueError):
         R.ASR.load("whisper-tiny.en", backend="nope")

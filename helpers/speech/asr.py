@@ -435,7 +435,8 @@ class ASR:
     # ----------------------------------------------------------------- public API
     def transcribe(self, audios: Sequence[Any] | Any, *, batch_size: int = 8, timestamps: bool = False,
                    language: str | None = "en", sample_rate: int | None = None, max_new_tokens: int = 220,
-                   chunk_seconds: float = WINDOW_SECONDS, progress: bool = True) -> list[Transcript]:
+                   chunk_seconds: float = WINDOW_SECONDS, progress: bool = True, beam_size: int = 1,
+                   fallback: bool = False) -> list[Transcript]:
         """Transcribe clips; returns one :class:`Transcript` per input, in input order.
 
         Args:
@@ -448,10 +449,19 @@ class ASR:
             max_new_tokens: cap per 30 s window (Whisper's limit is 448 minus the prompt).
             chunk_seconds: longer audio is cut into pieces of at most this length.
             progress: show a tqdm bar.
+            beam_size, fallback: faster-whisper back end only. ``beam_size=5, fallback=True`` is
+                OpenAI's own decoding recipe (and faster-whisper's default): beam search, and a window
+                whose text compresses too well (gzip ratio above 2.4: a loop) or whose average
+                log-probability is below -1 is decoded again at temperature 0.2, 0.4, ... 1.0.
+                Slower, and the guard against the repetition loops small Whispers fall into on
+                noisy audio. The default (1, False) is greedy decoding, as the transformers back end.
 
         ``self.last_stats`` afterwards holds audio seconds, wall seconds, the real-time factor
         (wall / audio; below 1 is faster than real time) and a Counter of skipped clips.
         """
+        if self.backend == "transformers" and (beam_size != 1 or fallback):
+            raise ValueError("beam search and temperature fallback are implemented by the faster-whisper back end: "
+                             "ASR.load(name, backend='faster-whisper')")
         items = as_list_of_clips(audios)
         t0 = time.perf_counter()
         pieces, owner, offsets, results, counts = _prepare_inputs(items, sample_rate, min(chunk_seconds, WINDOW_SECONDS))
@@ -466,7 +476,7 @@ class ASR:
             finally:
                 torch.set_num_threads(before)
         else:
-            decoded = self._run_faster_whisper(pieces, timestamps, language, progress)
+            decoded = self._run_faster_whisper(pieces, timestamps, language, progress, beam_size, fallback)
         # stitch chunks back together
         agg: dict[int, list[tuple[float, _Piece]]] = {}
         for idx, off, piece, audio_piece in zip(owner, offsets, decoded, pieces):
@@ -658,15 +668,17 @@ class ASR:
         return out
 
     def _run_faster_whisper(self, pieces: list[np.ndarray], timestamps: bool, language: str | None,
-                            progress: bool) -> list[_Piece]:
+                            progress: bool, beam_size: int = 1, fallback: bool = False) -> list[_Piece]:
         from tqdm.auto import tqdm
 
         out: list[_Piece] = []
         lang = language if self.multilingual else None
+        temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if fallback else 0.0
         for a in tqdm(pieces, desc=f"{self.name} (faster-whisper)", disable=not progress, leave=False):
             segs, _info = self.model.transcribe(
-                a, language=lang or ("en" if not self.multilingual else None), beam_size=1, temperature=0.0,
-                without_timestamps=not timestamps, condition_on_previous_text=False, vad_filter=False,
+                a, language=lang or ("en" if not self.multilingual else None), beam_size=beam_size,
+                temperature=temperature, without_timestamps=not timestamps, condition_on_previous_text=False,
+                vad_filter=False,
             )
             segs = list(segs)
             n = sum(len(s.tokens) + 1 for s in segs)  # +1: end of text, as in the transformers back end
