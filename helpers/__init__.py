@@ -38,13 +38,13 @@ with the notebooks' imports):
 | 10 curriculum_learning | core.env, core.io, core.stats, train.curriculum, train.flywheel, train.tiny |
 | 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, core.stats, lm.embeddings, lm.generation, speech.spoken_style |
 | 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
-| 13 asr_pseudo_labelling | core.data, core.display, core.env, core.io, speech.asr, speech.asr_finetune, speech.audio, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 13 asr_pseudo_labelling | core.data, core.display, core.env, core.io, core.models, speech.asr, speech.asr_finetune, speech.audio, speech.augment, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 14 audio_augmentation_super_resolution | core.data, core.display, core.env, core.io, core.stats, speech.asr, speech.audio, speech.augment, speech.bandwidth, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 15 two_channel_dialogue | core.data, core.display, core.env, core.io, core.stats, speech.asr, speech.dialogue, speech.speech_metrics, speech.tts |
 | 16 distillation | core.data, core.display, core.env, core.io, core.stats, speech.audio, speech.encoder_distill, speech.spoken_style, speech.tts, train.distill |
 | 17 multimodal_synthetic_qa | core.env, core.io, core.stats, lm.generation, text.paraphrase, vision.scenes, vision.vqa |
 | 18 sim_to_real_gap | core.data, core.display, core.env, core.io, core.stats, core.twosample, lm.embeddings, lm.generation, speech.asr, speech.audio, speech.encoder_distill, speech.speech_metrics, speech.tts, vision.fontdigits |
-| 19 scaling_out | core.env, core.io, core.jobs, core.stats, lm.generation, scale.datatrove_runner, scale.pipeline, text.dedup, verify.mathgen |
+| 19 scaling_out | core.env, core.io, core.jobs, core.models, core.stats, lm.generation, lm.server, scale.datatrove_runner, scale.pipeline, text.dedup, verify.mathgen |
 """
 from __future__ import annotations
 
