@@ -25,10 +25,10 @@ with the notebooks' imports):
 
 | chapter | modules |
 |---|---|
-| 00 getting_started | core.display, core.env, core.jobs, core.models, lm.embeddings, lm.generation, text.diversity |
+| 00 getting_started | core.display, core.env, core.jobs, core.models, core.stats, lm.embeddings, lm.generation, text.diversity |
 | 01 self_instruct_diversity | core.display, core.env, core.io, core.jobs, core.stats, lm.embeddings, lm.generation, text.diversity, text.selfinstruct |
 | 02 quality_filtering | core.data, core.display, core.env, core.io, core.stats, lm.embeddings, lm.generation, lm.judge, text.filters, text.reward |
-| 03 deduplication | core.data, core.display, core.env, core.io, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
+| 03 deduplication | core.data, core.display, core.env, core.io, core.stats, lm.embeddings, lm.generation, text.dedup, text.paraphrase |
 | 04 augmentation_robustness | core.display, core.env, core.io, core.jobs, core.stats, lm.generation, text.augment, text.paraphrase, train.finetune |
 | 05 code_execution_feedback | core.display, core.env, core.io, core.models, core.stats, lm.generation, lm.judge, verify.codegen, verify.sandbox |
 | 06 math_verification | core.display, core.env, core.io, core.models, core.stats, lm.generation, verify.mathgen |
@@ -37,7 +37,7 @@ with the notebooks' imports):
 | 09 textbooks_are_all_you_need | core.env, core.io, core.jobs, core.stats, core.textutil, lm.embeddings, lm.generation, train.curriculum, train.textbooks, train.tiny, verify.codegen, verify.sandbox |
 | 10 curriculum_learning | core.env, core.io, core.stats, train.curriculum, train.flywheel, train.tiny |
 | 11 spoken_style_rewriting | core.data, core.display, core.env, core.io, core.models, core.stats, lm.embeddings, lm.generation, speech.spoken_style |
-| 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
+| 12 tts_speech_instruction_data | core.data, core.display, core.env, core.io, core.jobs, core.stats, speech.asr, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 13 asr_pseudo_labelling | core.data, core.display, core.env, core.io, core.models, speech.asr, speech.asr_finetune, speech.audio, speech.augment, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 14 audio_augmentation_super_resolution | core.data, core.display, core.env, core.io, core.stats, speech.asr, speech.audio, speech.augment, speech.bandwidth, speech.speech_metrics, speech.spoken_style, speech.tts |
 | 15 two_channel_dialogue | core.data, core.display, core.env, core.io, core.stats, speech.asr, speech.dialogue, speech.speech_metrics, speech.tts |
