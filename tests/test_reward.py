@@ -237,5 +237,6 @@ def test_rank_agreement():
 def test_pairwise_report_nan_is_wrong():
     rep = pairwise_report([1.0, -1.0, np.nan, 2.0], ["a", "a", "b", "b"])
     assert rep.by_kind == {"a": 0.5, "b": 0.5} and rep.accuracy == 0.5
+    assert rep.correct.tolist() == [1.0, 0.0, 0.0, 1.0] and rep.correct.mean() == rep.accuracy
     assert PreferencePair("p", "c", "r", "k").group == -1
 

@@ -322,6 +322,11 @@ class PairwiseReport:
     counts: dict[str, int]
     margins: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
+    @property
+    def correct(self) -> np.ndarray:
+        """1.0 for each pair whose chosen reply scored higher, else 0.0 (a NaN margin is wrong), as counted in ``accuracy``."""
+        return _right(self.margins).astype(float)
+
     def table(self):
         import pandas as pd
 
@@ -514,10 +519,15 @@ class RewardModel:
         return pairwise_report(sc - sr, [p.kind for p in pairs])
 
 
+def _right(margins: np.ndarray) -> np.ndarray:
+    """Margin > 0 per pair; a NaN margin (no score) counts as wrong."""
+    return np.nan_to_num(margins, nan=-1.0) > 0
+
+
 def pairwise_report(margins: Sequence[float], kinds: Sequence[str]) -> PairwiseReport:
     """Accuracy (margin > 0) overall and per kind from per-pair score margins (NaN margins count as wrong)."""
     m = np.asarray(margins, dtype=float)
-    ok = np.nan_to_num(m, nan=-1.0) > 0
+    ok = _right(m)
     by, counts = {}, {}
     for k in sorted(set(kinds)):
         sel = np.array([x == k for x in kinds])
